@@ -1,0 +1,143 @@
+import * as fs from 'node:fs';
+import { configError } from '../lib/cni/errors';
+import { DNS, Route } from '../lib/cni/result';
+import { CniEnv } from '../lib/cni/env';
+import { Addr, Cidr, formatIP, parseCidr, parseIP } from '../ipam/addr';
+import { canonicalize, describeRangeSet, RangeSet, rangesOverlap, rangeSetsOverlap, Range } from '../ipam/range';
+import { isObj, join, Obj, optArr, optObj, optStr, reqStr } from './fields';
+
+export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+
+/** The `ipam` section in host-local's terms, validated and resolved. */
+export interface IpamConf {
+  type: string;
+  network: string;
+  dataDir: string;
+  rangeSets: RangeSet[];
+  routes: Route[];
+  dns?: DNS;
+  /** Addresses asked for through CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips. */
+  requested: Addr[];
+}
+
+function addrField(o: Obj, key: string, path: string): Addr | undefined {
+  const s = optStr(o, key, path);
+  if (s === undefined || s === '') return undefined;
+  const a = parseIP(s);
+  if (!a) throw configError(join(path, key), `"${s}" is not an IP address`);
+  return a;
+}
+
+function parseRange(raw: unknown, path: string): Range {
+  if (!isObj(raw)) throw configError(path, 'must be an object');
+  const s = reqStr(raw, 'subnet', path);
+  const subnet: Cidr | undefined = parseCidr(s);
+  if (!subnet) throw configError(join(path, 'subnet'), `"${s}" is not a CIDR`);
+  const r = canonicalize({
+    subnet,
+    rangeStart: addrField(raw, 'rangeStart', path),
+    rangeEnd: addrField(raw, 'rangeEnd', path),
+    gateway: addrField(raw, 'gateway', path),
+  });
+  if (typeof r === 'string') throw configError(path, r);
+  return r;
+}
+
+function parseRangeSet(raw: unknown, path: string): RangeSet {
+  if (!Array.isArray(raw) || raw.length === 0) throw configError(path, 'must be a non-empty list of ranges');
+  const set = raw.map((r, i) => parseRange(r, join(path, i)));
+  for (let i = 0; i < set.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (set[i].subnet.ip.family !== set[j].subnet.ip.family) throw configError(path, 'ranges in one rangeset must share an address family');
+      if (rangesOverlap(set[i], set[j])) throw configError(join(path, i), `overlaps range ${j} of the same rangeset`);
+    }
+  }
+  return set;
+}
+
+function parseRoutes(raw: unknown[] | undefined, path: string): Route[] {
+  return (raw ?? []).map((r, i) => {
+    const p = join(path, i);
+    if (!isObj(r)) throw configError(p, 'must be an object');
+    const dst = reqStr(r, 'dst', p);
+    if (!parseCidr(dst)) throw configError(join(p, 'dst'), `"${dst}" is not a CIDR`);
+    const gw = optStr(r, 'gw', p);
+    if (gw !== undefined && !parseIP(gw)) throw configError(join(p, 'gw'), `"${gw}" is not an IP address`);
+    return gw ? { dst, gw } : { dst };
+  });
+}
+
+/** Reads a resolv.conf into CNI DNS (host-local's parseResolvConf). */
+export function parseResolvConf(file: string): DNS {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw configError('ipam.resolvConf', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const dns: DNS = {};
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 2 || f[0].startsWith('#') || f[0].startsWith(';')) continue;
+    switch (f[0]) {
+      case 'nameserver': (dns.nameservers ??= []).push(f[1]); break;
+      case 'domain': dns.domain = f[1]; break;
+      case 'search': (dns.search ??= []).push(...f.slice(1)); break;
+      case 'options': (dns.options ??= []).push(...f.slice(1)); break;
+    }
+  }
+  return dns;
+}
+
+function requestedIPs(config: Obj, env: CniEnv): Addr[] {
+  const out: Addr[] = [];
+  const add = (s: unknown, field: string): void => {
+    if (typeof s !== 'string') throw configError(field, 'must be a string');
+    const a = parseIP(s.split('/')[0]);
+    if (!a) throw configError(field, `"${s}" is not an IP address`);
+    out.push(a);
+  };
+  const ipArg = env.args.get('IP');
+  if (ipArg) ipArg.split(',').forEach((s) => add(s, 'CNI_ARGS IP'));
+  const argsIps = optObj(optObj(config, 'args', '') ?? {}, 'cni', 'args');
+  (optArr(argsIps ?? {}, 'ips', 'args.cni') ?? []).forEach((s, i) => add(s, `args.cni.ips[${i}]`));
+  const rc = optObj(config, 'runtimeConfig', '') ?? {};
+  (optArr(rc, 'ips', 'runtimeConfig') ?? []).forEach((s, i) => add(s, `runtimeConfig.ips[${i}]`));
+  const seen = new Set<string>();
+  return out.filter((a) => !seen.has(formatIP(a)) && !!seen.add(formatIP(a)));
+}
+
+/** Validates the `ipam` section of `config` (the whole plugin config, as host-local reads it). */
+export function parseIpamConf(config: Obj, env: CniEnv): IpamConf {
+  const ipam = optObj(config, 'ipam', '');
+  if (!ipam) throw configError('ipam', 'is required');
+  const type = reqStr(ipam, 'type', 'ipam');
+  const rangeSets: RangeSet[] = [];
+  const rc = optObj(config, 'runtimeConfig', '');
+  for (const [i, rs] of (optArr(rc ?? {}, 'ipRanges', 'runtimeConfig') ?? []).entries()) {
+    rangeSets.push(parseRangeSet(rs, `runtimeConfig.ipRanges[${i}]`));
+  }
+  if (ipam.subnet !== undefined) {
+    rangeSets.push([parseRange({ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }, 'ipam')]);
+  }
+  for (const [i, rs] of (optArr(ipam, 'ranges', 'ipam') ?? []).entries()) rangeSets.push(parseRangeSet(rs, `ipam.ranges[${i}]`));
+  for (let i = 0; i < rangeSets.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (rangeSetsOverlap(rangeSets[i], rangeSets[j])) {
+        throw configError('ipam.ranges', `rangeset ${describeRangeSet(rangeSets[i])} overlaps rangeset ${describeRangeSet(rangeSets[j])}`);
+      }
+    }
+  }
+  const resolvConf = optStr(ipam, 'resolvConf', 'ipam');
+  const dataDir = optStr(ipam, 'dataDir', 'ipam') || DEFAULT_DATA_DIR;
+  if (!dataDir.startsWith('/')) throw configError('ipam.dataDir', `must be an absolute path, got "${dataDir}"`);
+  return {
+    type,
+    network: String(config.name),
+    dataDir,
+    rangeSets,
+    routes: parseRoutes(optArr(ipam, 'routes', 'ipam'), 'ipam.routes'),
+    dns: resolvConf ? parseResolvConf(resolvConf) : undefined,
+    requested: requestedIPs(config, env),
+  };
+}

@@ -1,0 +1,61 @@
+import { configError } from '../lib/cni/errors';
+import { DNS, fromAny, Result } from '../lib/cni/result';
+import { Level, LEVELS } from '../lib/log';
+import { Attachment } from '../ipam/store';
+import { isObj, Obj, optInt, optObj, optStr, reqStr } from './fields';
+
+/** The `tabby` plugin's configuration (one entry of a conflist, as the runtime hands it over). */
+export interface NetConf {
+  name: string;
+  cniVersion: string;
+  /** 0 means: work it out from the host's interfaces. */
+  mtu: number;
+  logFile?: string;
+  logLevel: Level;
+  ipamType: string;
+  dns?: DNS;
+  prevResult?: Result;
+  raw: Obj;
+}
+
+export const IN_PROCESS_IPAM = 'tabby-ipam';
+
+export function parseNetConf(raw: Obj, cniVersion: string): NetConf {
+  const ipam = optObj(raw, 'ipam', '');
+  if (!ipam) throw configError('ipam', 'is required');
+  const logLevel = optStr(raw, 'logLevel', '') ?? 'info';
+  if (!(LEVELS as string[]).includes(logLevel)) throw configError('logLevel', `must be one of ${LEVELS.join(', ')}, got "${logLevel}"`);
+  const logFile = optStr(raw, 'logFile', '');
+  if (logFile !== undefined && !logFile.startsWith('/')) throw configError('logFile', `must be an absolute path, got "${logFile}"`);
+  const dns = optObj(raw, 'dns', '');
+  return {
+    name: reqStr(raw, 'name', ''),
+    cniVersion,
+    mtu: optInt(raw, 'mtu', '', 0, 65535) ?? 0,
+    logFile,
+    logLevel: logLevel as Level,
+    ipamType: reqStr(ipam, 'type', 'ipam'),
+    dns: dns && Object.keys(dns).length ? (dns as DNS) : undefined,
+    prevResult: raw.prevResult !== undefined ? fromAny(raw.prevResult) : undefined,
+    raw,
+  };
+}
+
+export function validMtu(mtu: number): void {
+  if (mtu !== 0 && mtu < 68) throw configError('mtu', `must be 0 (auto) or at least 68, got ${mtu}`);
+}
+
+/**
+ * The GC request's list of attachments to keep: `cni.dev/valid-attachments`, or the legacy
+ * `cni.dev/attachments`. With neither, every attachment is garbage (cnitool gc sends none).
+ */
+export function validAttachments(raw: Obj): Attachment[] {
+  const key = raw['cni.dev/valid-attachments'] !== undefined ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
+  const list = raw[key];
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw configError(key, 'must be a list');
+  return list.map((a, i) => {
+    if (!isObj(a)) throw configError(`${key}[${i}]`, 'must be an object');
+    return { containerId: reqStr(a, 'containerID', `${key}[${i}]`), ifname: reqStr(a, 'ifname', `${key}[${i}]`) };
+  });
+}

@@ -1,0 +1,28 @@
+import * as fs from 'node:fs';
+
+/** Facts about links in tabby's own namespace, read from sysfs (no process spawned). */
+
+export const linkExists = (name: string): boolean => fs.existsSync(`/sys/class/net/${name}`);
+
+// Calico's pattern for "host" interfaces when it works out the MTU (felix int_dataplane.go).
+const HOST_IFACE_RE = /^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)$/;
+export const FALLBACK_HOST_MTU = 1460;
+
+/** The smallest MTU among up host interfaces, as Calico computes it; 1460 when none is found. */
+export function hostMtu(): number {
+  let min: number | undefined;
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync('/sys/class/net');
+  } catch { /* no sysfs: fall back */ }
+  for (const name of names) {
+    if (!HOST_IFACE_RE.test(name)) continue;
+    try {
+      const oper = fs.readFileSync(`/sys/class/net/${name}/operstate`, 'utf8').trim();
+      if (oper !== 'up' && oper !== 'unknown') continue;
+      const mtu = Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8'));
+      if (mtu > 0 && (min === undefined || mtu < min)) min = mtu;
+    } catch { /* link went away */ }
+  }
+  return min ?? FALLBACK_HOST_MTU;
+}

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { CniError, Code } from '../cni/errors';
+import { IpBatch, ip, ipJson } from './iproute';
+import { linkExists } from './links';
+import { setSysctls } from './sysctl';
+
+/**
+ * Calico-style pod wiring: a veth pair, the pod's addresses as /32 and /128, a link-local gateway
+ * that the host end answers by proxy ARP (IPv4) or owns as its link-local address (IPv6), and one
+ * host route per pod address.
+ */
+
+export const HOST_VETH_PREFIX = 'tab';
+export const HOST_VETH_MAC = 'ee:ee:ee:ee:ee:ee';
+export const GATEWAY_V4 = '169.254.1.1';
+/** The EUI-64 link-local address of HOST_VETH_MAC: the host end owns it, so pods use it as their IPv6 gateway. */
+export const GATEWAY_V6 = 'fe80::ecee:eeff:feee:eeee';
+
+/**
+ * The host end's name: the prefix and 12 hex digits of sha1(containerID/ifname). Unlike Calico (which
+ * hashes the pod's name) it depends only on the attachment, so DEL and GC can find it with nothing but
+ * the attachment's identity, and two interfaces of one pod never collide.
+ */
+export function hostVethName(containerId: string, ifname: string): string {
+  return HOST_VETH_PREFIX + createHash('sha1').update(`${containerId}/${ifname}`).digest('hex').slice(0, 12);
+}
+
+export interface PodAddress {
+  ip: string; // bare address
+  family: 4 | 6;
+}
+
+export interface PodWiring {
+  netns: string;
+  ifname: string;
+  hostVeth: string;
+  /** Written as the host end's alias, so GC can tell which network and attachment a veth belongs to. */
+  owner: VethOwner;
+  mtu: number;
+  addresses: PodAddress[];
+  /** Extra destinations (besides the default routes) to send through the gateway. */
+  routes: string[];
+}
+
+export interface VethOwner {
+  network: string;
+  containerId: string;
+  ifname: string;
+}
+
+const ALIAS_PREFIX = 'tabby:';
+export const vethAlias = (o: VethOwner): string => `${ALIAS_PREFIX}${o.network}:${o.containerId}:${o.ifname}`;
+
+export function parseVethAlias(alias: string | undefined): VethOwner | undefined {
+  if (!alias?.startsWith(ALIAS_PREFIX)) return undefined;
+  const [network, containerId, ifname] = alias.slice(ALIAS_PREFIX.length).split(':');
+  return network && containerId && ifname ? { network, containerId, ifname } : undefined;
+}
+
+/** Host ends of pod veths in tabby's namespace, with the owner their alias names. */
+export async function listHostVeths(): Promise<{ name: string; owner?: VethOwner }[]> {
+  const links = await ipJson<{ ifname: string; ifalias?: string }[]>(['link', 'show', 'type', 'veth']);
+  return links
+    .filter((l) => l.ifname.startsWith(HOST_VETH_PREFIX))
+    .map((l) => ({ name: l.ifname, owner: parseVethAlias(l.ifalias) }));
+}
+
+export interface WiredPod {
+  hostMac: string;
+  podMac: string;
+}
+
+const hostPrefix = (a: PodAddress): string => `${a.ip}/${a.family === 4 ? 32 : 128}`;
+export const gatewayFor = (family: 4 | 6): string => (family === 4 ? GATEWAY_V4 : GATEWAY_V6);
+export const defaultDst = (family: 4 | 6): string => (family === 4 ? '0.0.0.0/0' : '::/0');
+
+/** The pod routes tabby installs: the default route per family, plus configured destinations. */
+export function podRoutes(w: Pick<PodWiring, 'addresses' | 'routes'>): { dst: string; gw: string }[] {
+  const families = [...new Set(w.addresses.map((a) => a.family))];
+  const out = families.map((f) => ({ dst: defaultDst(f), gw: gatewayFor(f) }));
+  for (const dst of w.routes) {
+    const f = dst.includes(':') ? 6 : 4;
+    if (!families.includes(f) || out.some((r) => r.dst === dst)) continue;
+    out.push({ dst, gw: gatewayFor(f) });
+  }
+  return out;
+}
+
+function macOf(shown: unknown, name: string): string {
+  const link = Array.isArray(shown) ? (shown[0] as { address?: string } | undefined) : undefined;
+  if (!link?.address) throw new CniError(Code.KernelOperationFailed, `cannot read the MAC address of ${name}`);
+  return link.address;
+}
+
+/** Creates and configures the pair. On failure, whatever was created is removed before the error is thrown. */
+export async function wirePod(w: PodWiring): Promise<WiredPod> {
+  const hasV6 = w.addresses.some((a) => a.family === 6);
+  // The name is derived from the attachment, and IPAM has just shown this attachment held nothing:
+  // a link of that name is debris of an earlier, interrupted ADD.
+  if (linkExists(w.hostVeth)) await unwirePod(w.hostVeth);
+  try {
+    const host = new IpBatch();
+    host.add('link', 'add', w.hostVeth, 'mtu', String(w.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
+      'peer', 'name', w.ifname, 'mtu', String(w.mtu), 'netns', w.netns);
+    host.add('link', 'set', 'dev', w.hostVeth, 'alias', vethAlias(w.owner));
+    if (hasV6) {
+      // the link-local gateway address, without waiting for duplicate address detection
+      host.add('link', 'set', 'dev', w.hostVeth, 'addrgenmode', 'none');
+      host.add('address', 'add', `${GATEWAY_V6}/64`, 'dev', w.hostVeth, 'nodad');
+    }
+    host.add('link', 'set', 'dev', w.hostVeth, 'up');
+    for (const a of w.addresses) host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link');
+    host.add('link', 'show', 'dev', w.hostVeth);
+    const [hostShown] = await host.run();
+    const hostMac = macOf(hostShown, w.hostVeth);
+    if (hostMac !== HOST_VETH_MAC) {
+      throw new CniError(Code.KernelOperationFailed, `the kernel ignored MAC ${HOST_VETH_MAC} for ${w.hostVeth} (it has ${hostMac})`);
+    }
+    setSysctls(hostSysctls(w.hostVeth, hasV6));
+
+    const pod = new IpBatch(w.netns);
+    for (const a of w.addresses) {
+      pod.add('address', 'add', hostPrefix(a), 'dev', w.ifname, ...(a.family === 6 ? ['nodad'] : []));
+    }
+    pod.add('link', 'set', 'dev', w.ifname, 'up');
+    if (w.addresses.some((a) => a.family === 4)) {
+      pod.add('route', 'add', `${GATEWAY_V4}/32`, 'dev', w.ifname, 'scope', 'link');
+      // Proxy ARP answers for 169.254.1.1 only while the node has a route to it through another
+      // device (usually its default route); a static entry keeps pods working on nodes without one.
+      pod.add('neigh', 'replace', GATEWAY_V4, 'lladdr', HOST_VETH_MAC, 'dev', w.ifname, 'nud', 'permanent');
+    }
+    for (const r of podRoutes(w)) pod.add('route', 'add', r.dst, 'via', r.gw, 'dev', w.ifname);
+    pod.add('link', 'show', 'dev', w.ifname);
+    const [podShown] = await pod.run();
+    return { hostMac, podMac: macOf(podShown, w.ifname) };
+  } catch (e) {
+    await unwirePod(w.hostVeth).catch(() => undefined);
+    throw e;
+  }
+}
+
+function hostSysctls(veth: string, v6: boolean): Record<string, string> {
+  const s: Record<string, string> = {
+    'net.ipv4.ip_forward': '1',
+    [`net.ipv4.conf.${veth}.proxy_arp`]: '1',
+    [`net.ipv4.conf.${veth}.route_localnet`]: '1',
+    [`net.ipv4.neigh.${veth}.proxy_delay`]: '0',
+  };
+  if (v6) {
+    s['net.ipv6.conf.all.forwarding'] = '1';
+    s[`net.ipv6.conf.${veth}.accept_ra`] = '0';
+    s[`net.ipv6.conf.${veth}.proxy_ndp`] = '1';
+  }
+  return s;
+}
+
+/** Deletes the host end (its peer and the host routes go with it). Returns false when there was nothing. */
+export async function unwirePod(hostVeth: string): Promise<boolean> {
+  if (!linkExists(hostVeth)) return false;
+  try {
+    await ip(['link', 'del', 'dev', hostVeth]);
+  } catch (e) {
+    if (!linkExists(hostVeth)) return false; // raced with another delete
+    throw e;
+  }
+  return true;
+}
+
+interface ShownAddr { family: string; local: string; prefixlen: number }
+interface ShownLink { ifname: string; address?: string; mtu?: number; linkinfo?: { info_kind?: string }; addr_info?: ShownAddr[] }
+interface ShownRoute { dst: string; gateway?: string; dev?: string; scope?: string }
+
+/** What CHECK compares against: the pod interface, its routes, and the host end with its routes. */
+export interface PodState {
+  pod?: ShownLink;
+  podRoutes: ShownRoute[];
+  host?: ShownLink;
+  hostRoutes: ShownRoute[];
+}
+
+async function optional<T>(p: Promise<T>, fallback: T): Promise<T> {
+  try { return await p; } catch { return fallback; }
+}
+
+export async function inspectPod(netns: string, ifname: string, hostVeth: string): Promise<PodState> {
+  const [pod, r4, r6, host, h4, h6] = await Promise.all([
+    optional(ipJson<ShownLink[]>(['-d', 'address', 'show', 'dev', ifname], netns), []),
+    optional(ipJson<ShownRoute[]>(['route', 'show', 'dev', ifname], netns), []),
+    optional(ipJson<ShownRoute[]>(['-6', 'route', 'show', 'dev', ifname], netns), []),
+    optional(ipJson<ShownLink[]>(['-d', 'link', 'show', 'dev', hostVeth]), []),
+    optional(ipJson<ShownRoute[]>(['route', 'show', 'dev', hostVeth]), []),
+    optional(ipJson<ShownRoute[]>(['-6', 'route', 'show', 'dev', hostVeth]), []),
+  ]);
+  return { pod: pod[0], podRoutes: [...r4, ...r6], host: host[0], hostRoutes: [...h4, ...h6] };
+}
