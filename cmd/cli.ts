@@ -1,37 +1,67 @@
 import { ABOUT, TABBY_VERSION } from '../lib/about';
 import { SUPPORTED_VERSIONS } from '../lib/cni/version';
 
-/** tabby without CNI_COMMAND: a small command line for people. */
+/** tabby without CNI_COMMAND: a small command line for people. Each command registers itself below. */
 
-const HELP = `${ABOUT}
+export interface CliCommand {
+  /** One line for `tabby help`, e.g. "ipam list [--network N] [--json]   reservations". */
+  usage: string[];
+  run(args: string[]): Promise<number> | number;
+}
+
+/** A mistake in how the command was called: printed with the usage, exit 2. */
+export class UsageError extends Error {}
+
+const version: CliCommand = {
+  usage: ['version [--json]              print tabby\'s version and the CNI spec versions it speaks'],
+  run(args) {
+    if (args.includes('--json')) {
+      process.stdout.write(JSON.stringify({ version: TABBY_VERSION, cniVersions: SUPPORTED_VERSIONS }) + '\n');
+    } else {
+      process.stdout.write(`tabby ${TABBY_VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    }
+    return 0;
+  },
+};
+
+const help: CliCommand = {
+  usage: ['help                          show this text'],
+  run() {
+    process.stdout.write(helpText());
+    return 0;
+  },
+};
+
+export const COMMANDS: Record<string, CliCommand> = { version, help };
+
+function helpText(): string {
+  const lines = Object.values(COMMANDS).flatMap((c) => c.usage.map((u) => `  tabby ${u}`));
+  return `${ABOUT}
 
 Usage:
-  tabby version        print tabby's version and the CNI spec versions it speaks
-  tabby help           show this text
+${lines.join('\n')}
 
 As a CNI plugin, tabby is run by the container runtime with CNI_COMMAND set
 (ADD, DEL, CHECK, GC, STATUS or VERSION) and its network configuration on stdin.
 Installed under the name tabby-ipam (a symlink), it is an IPAM plugin.
 `;
+}
 
-export function runCli(argv: string[]): number {
-  const [cmd = 'help', ...rest] = argv;
-  switch (cmd) {
-    case 'version':
-    case '--version':
-      if (rest.includes('--json')) {
-        process.stdout.write(JSON.stringify({ version: TABBY_VERSION, cniVersions: SUPPORTED_VERSIONS }) + '\n');
-      } else {
-        process.stdout.write(`tabby ${TABBY_VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
-      }
-      return 0;
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(HELP);
-      return 0;
-    default:
-      process.stderr.write(`tabby: unknown command "${cmd}"\n\n${HELP}`);
+export async function runCli(argv: string[]): Promise<number> {
+  const [name = 'help', ...rest] = argv;
+  const cmd = COMMANDS[name.replace(/^--?/, '')] ?? (name === '-h' ? help : undefined);
+  if (!cmd) {
+    process.stderr.write(`tabby: unknown command "${name}"\n\n${helpText()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`tabby ${name}: ${e.message}\n\n${helpText()}`);
       return 2;
+    }
+    process.stderr.write(`tabby ${name}: ${(e as Error).message}\n`);
+    return 1;
   }
 }
