@@ -12,6 +12,7 @@ APT_PACKAGES=(
   iputils-ping        # connectivity checks
   socat               # TCP transfers in tests
   containernetworking-plugins  # reference ptp/host-local/bridge for interop and benchmarks
+  qemu-system-x86 linux-image-amd64 busybox-static  # test/qemu: a stock Debian kernel (ipip) under qemu
 )
 
 missing=()
