@@ -1,16 +1,12 @@
 import { ABOUT, TABBY_VERSION } from '../lib/about';
 import { SUPPORTED_VERSIONS } from '../lib/cni/version';
+import { CliCommand, UsageError } from './cli-command';
+import { planCommand, reconcileCommand, statusCommand } from './cluster-cli';
+import { installCommand } from './install';
 
 /** tabby without CNI_COMMAND: a small command line for people. Each command registers itself below. */
 
-export interface CliCommand {
-  /** One line for `tabby help`, e.g. "ipam list [--network N] [--json]   reservations". */
-  usage: string[];
-  run(args: string[]): Promise<number> | number;
-}
-
-/** A mistake in how the command was called: printed with the usage, exit 2. */
-export class UsageError extends Error {}
+export { CliCommand, UsageError } from './cli-command';
 
 const version: CliCommand = {
   usage: ['version [--json]              print tabby\'s version and the CNI spec versions it speaks'],
@@ -32,7 +28,7 @@ const help: CliCommand = {
   },
 };
 
-export const COMMANDS: Record<string, CliCommand> = { version, help };
+export const COMMANDS: Record<string, CliCommand> = { version, help, plan: planCommand, reconcile: reconcileCommand, status: statusCommand, install: installCommand };
 
 function helpText(): string {
   const lines = Object.values(COMMANDS).flatMap((c) => c.usage.map((u) => `  tabby ${u}`));

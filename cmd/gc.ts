@@ -1,7 +1,7 @@
-import { CniError, Code } from '../lib/cni/errors';
 import { log } from '../lib/log';
 import { NetConf } from '../conf/netconf';
 import { IpamClient } from '../ipam/client';
+import { gcError } from '../ipam/ipam';
 import { Attachment } from '../ipam/store';
 import { hostVethName, listHostVeths, unwirePod } from '../lib/dataplane/veth';
 
@@ -16,7 +16,10 @@ export async function collectGarbage(conf: NetConf, valid: Attachment[], ipam: I
   const errors: string[] = [];
   const doomed = new Set<string>();
   try {
-    for (const a of await ipam.gc()) doomed.add(hostVethName(a.containerId, a.ifname));
+    const outcome = await ipam.gc();
+    // the host end of every stale attachment goes, whether or not its release worked
+    for (const a of outcome.garbage) doomed.add(hostVethName(a.containerId, a.ifname));
+    errors.push(...outcome.errors.map((e) => `IPAM GC: ${e}`));
   } catch (e) {
     errors.push(`IPAM GC: ${(e as Error).message}`);
   }
@@ -34,5 +37,5 @@ export async function collectGarbage(conf: NetConf, valid: Attachment[], ipam: I
       errors.push(`removing ${veth}: ${(e as Error).message}`);
     }
   }
-  if (errors.length) throw new CniError(Code.Internal, `GC met ${errors.length} error(s): ${errors.join('; ')}`);
+  if (errors.length) throw gcError(errors);
 }

@@ -7,6 +7,7 @@ import { NetConf, parseNetConf, validAttachments, validMtu } from '../conf/netco
 import { ipamClient } from '../ipam/client';
 import { hostMtu } from '../lib/dataplane/links';
 import { hostVethName, PodAddress, PodWiring, WiredPod, gatewayFor, podRoutes, unwirePod, wirePod } from '../lib/dataplane/veth';
+import { ClusterContext } from '../lib/cluster/context';
 import { checkPod } from './check';
 import { collectGarbage } from './gc';
 
@@ -24,7 +25,7 @@ function requireNetns(netns: string): void {
 }
 
 /** What the pod gets, from what IPAM handed out. */
-function planWiring(req: Request, conf: NetConf, ipam: Result): PodWiring {
+function planWiring(req: Request, conf: NetConf, ipam: Result, mtu: number): PodWiring {
   const addresses: PodAddress[] = (ipam.ips ?? []).map((c) => {
     const ip = c.address.split('/')[0];
     return { ip, family: ip.includes(':') ? 6 : 4 };
@@ -35,7 +36,7 @@ function planWiring(req: Request, conf: NetConf, ipam: Result): PodWiring {
     ifname: req.env.ifname,
     hostVeth: hostVethName(req.env.containerId, req.env.ifname),
     owner: { network: conf.name, containerId: req.env.containerId, ifname: req.env.ifname },
-    mtu: conf.mtu || hostMtu(),
+    mtu,
     addresses,
     routes: (ipam.routes ?? []).map((r) => r.dst),
   };
@@ -62,10 +63,14 @@ export const tabbyPlugin: Plugin = {
   async add(req) {
     const conf = loadConf(req);
     requireNetns(req.env.netns);
-    const ipam = ipamClient(req, conf.ipamType);
+    const cluster = conf.cluster && new ClusterContext(conf.cluster);
+    // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
+    if (cluster) await cluster.ensure();
+    const ipam = ipamClient(req, conf.ipamType, cluster ? await cluster.workloadBlocks() : undefined);
     const addresses = await ipam.add();
     try {
-      const wiring = planWiring(req, conf, addresses);
+      const mtu = conf.mtu || (cluster ? await cluster.autoMtu() : hostMtu());
+      const wiring = planWiring(req, conf, addresses, mtu);
       const wired = await wirePod(wiring);
       log.info(`wired ${wiring.hostVeth} <-> ${wiring.ifname} in ${wiring.netns}: ${wiring.addresses.map((a) => a.ip).join(', ')} mtu ${wiring.mtu}`);
       return appendResult(conf.prevResult, podResult(wiring, wired, conf, addresses));
@@ -98,6 +103,14 @@ export const tabbyPlugin: Plugin = {
 
   async status(req) {
     const conf = loadConf(req);
-    await ipamClient(req, conf.ipamType).status();
+    let blocks;
+    if (conf.cluster) {
+      try {
+        blocks = await new ClusterContext(conf.cluster).workloadBlocks();
+      } catch (e) {
+        throw new CniError(Code.NotAvailable, `cluster datastore unusable: ${(e as Error).message}`);
+      }
+    }
+    await ipamClient(req, conf.ipamType, blocks).status();
   },
 };

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { configError } from '../lib/cni/errors';
 import { DNS, Route } from '../lib/cni/result';
 import { CniEnv } from '../lib/cni/env';
-import { Addr, Cidr, formatIP, parseCidr, parseIP } from '../ipam/addr';
+import { Addr, Cidr, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/addr';
 import { canonicalize, describeRangeSet, RangeSet, rangesOverlap, rangeSetsOverlap, Range } from '../ipam/range';
 import { isObj, join, Obj, optArr, optObj, optStr, reqStr } from './fields';
 
@@ -108,7 +108,18 @@ function requestedIPs(config: Obj, env: CniEnv): Addr[] {
 }
 
 /** Validates the `ipam` section of `config` (the whole plugin config, as host-local reads it). */
-export function parseIpamConf(config: Obj, env: CniEnv): IpamConf {
+/** One rangeset per address family from a node's blocks; each block's first address (its gateway) is skipped. */
+export function rangeSetsFromBlocks(blocks: Cidr[]): RangeSet[] {
+  return ([4, 6] as const)
+    .map((fam) => blocks.filter((b) => b.ip.family === fam).map((b, i) => parseRange({ subnet: formatCidr(b) }, `block ${i}`)))
+    .filter((set) => set.length > 0);
+}
+
+/**
+ * Validates the `ipam` section of `config`. With no ranges configured, `clusterBlocks` (this node's
+ * blocks from the cluster datastore) are the ranges.
+ */
+export function parseIpamConf(config: Obj, env: CniEnv, clusterBlocks?: Cidr[]): IpamConf {
   const ipam = optObj(config, 'ipam', '');
   if (!ipam) throw configError('ipam', 'is required');
   const type = reqStr(ipam, 'type', 'ipam');
@@ -121,6 +132,7 @@ export function parseIpamConf(config: Obj, env: CniEnv): IpamConf {
     rangeSets.push([parseRange({ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }, 'ipam')]);
   }
   for (const [i, rs] of (optArr(ipam, 'ranges', 'ipam') ?? []).entries()) rangeSets.push(parseRangeSet(rs, `ipam.ranges[${i}]`));
+  if (rangeSets.length === 0 && clusterBlocks) rangeSets.push(...rangeSetsFromBlocks(clusterBlocks));
   for (let i = 0; i < rangeSets.length; i++) {
     for (let j = 0; j < i; j++) {
       if (rangeSetsOverlap(rangeSets[i], rangeSets[j])) {

@@ -2,7 +2,9 @@ import { configError } from '../lib/cni/errors';
 import { DNS, fromAny, Result } from '../lib/cni/result';
 import { Level, LEVELS } from '../lib/log';
 import { Attachment } from '../ipam/store';
+import { hostname } from 'node:os';
 import { isObj, Obj, optInt, optObj, optStr, reqStr } from './fields';
+import { validAutodetectMethod } from '../lib/cluster/identity';
 
 /** The `tabby` plugin's configuration (one entry of a conflist, as the runtime hands it over). */
 export interface NetConf {
@@ -15,7 +17,38 @@ export interface NetConf {
   ipamType: string;
   dns?: DNS;
   prevResult?: Result;
+  /** Set when the network spans nodes: pools, nodes and blocks come from the cluster datastore. */
+  cluster?: ClusterConf;
   raw: Obj;
+}
+
+export interface ClusterConf {
+  /** The cluster file (Calico resources). */
+  file: string;
+  nodeName: string;
+  /** How to find this node's address when its Node record has none (Calico's IP_AUTODETECTION_METHOD). */
+  ipAutodetectionMethod?: string;
+  natBackend: 'auto' | 'nftables' | 'iptables';
+  /** Where tabby keeps per-node runtime state (the parsed cluster cache, what was last applied). */
+  stateDir: string;
+}
+
+export const DEFAULT_STATE_DIR = '/run/tabby';
+const NAT_BACKENDS = ['auto', 'nftables', 'iptables'];
+
+function parseClusterConf(raw: Obj): ClusterConf | undefined {
+  const file = optStr(raw, 'cluster', '');
+  if (file === undefined || file === '') return undefined;
+  if (!file.startsWith('/')) throw configError('cluster', `must be an absolute path, got "${file}"`);
+  const nodeName = optStr(raw, 'nodeName', '') || hostname();
+  const method = optStr(raw, 'ipAutodetectionMethod', '');
+  const bad = method ? validAutodetectMethod(method) : undefined;
+  if (bad) throw configError('ipAutodetectionMethod', bad);
+  const natBackend = optStr(raw, 'natBackend', '') ?? 'auto';
+  if (!NAT_BACKENDS.includes(natBackend)) throw configError('natBackend', `must be one of ${NAT_BACKENDS.join(', ')}, got "${natBackend}"`);
+  const stateDir = optStr(raw, 'stateDir', '') || DEFAULT_STATE_DIR;
+  if (!stateDir.startsWith('/')) throw configError('stateDir', `must be an absolute path, got "${stateDir}"`);
+  return { file, nodeName, ipAutodetectionMethod: method, natBackend: natBackend as ClusterConf['natBackend'], stateDir };
 }
 
 export const IN_PROCESS_IPAM = 'tabby-ipam';
@@ -37,6 +70,7 @@ export function parseNetConf(raw: Obj, cniVersion: string): NetConf {
     ipamType: reqStr(ipam, 'type', 'ipam'),
     dns: dns && Object.keys(dns).length ? (dns as DNS) : undefined,
     prevResult: raw.prevResult !== undefined ? fromAny(raw.prevResult) : undefined,
+    cluster: parseClusterConf(raw),
     raw,
   };
 }

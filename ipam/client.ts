@@ -4,6 +4,7 @@ import { Result } from '../lib/cni/result';
 import { IN_PROCESS_IPAM, validAttachments } from '../conf/netconf';
 import { parseIpamConf } from '../conf/ipam';
 import { Attachment } from './store';
+import { Cidr } from './addr';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam';
 
 /**
@@ -14,20 +15,24 @@ export interface IpamClient {
   add(): Promise<Result>;
   del(): Promise<void>;
   check(): Promise<void>;
-  /** Returns the attachments whose reservations were released (empty when delegated: the delegate does not say). */
-  gc(): Promise<Attachment[]>;
+  /**
+   * Returns the attachments whose reservations GC found stale (empty when delegated: the delegate does
+   * not say) and the errors it met; a delegate's failure is thrown.
+   */
+  gc(): Promise<{ garbage: Attachment[]; errors: string[] }>;
   status(): Promise<void>;
 }
 
-export function ipamClient(req: Request, type: string): IpamClient {
+/** `clusterBlocks`: this node's blocks from the cluster datastore, the ranges when the config gives none. */
+export function ipamClient(req: Request, type: string, clusterBlocks?: Cidr[]): IpamClient {
   const who: Attachment = { containerId: req.env.containerId, ifname: req.env.ifname };
   if (type === IN_PROCESS_IPAM) {
-    const conf = () => parseIpamConf(req.config, req.env);
+    const conf = () => parseIpamConf(req.config, req.env, clusterBlocks);
     return {
       add: () => ipamAdd(conf(), who),
       del: async () => { await ipamDel(conf(), who); },
       check: async () => { await ipamCheck(conf(), who); },
-      gc: async () => (await ipamGc(conf(), validAttachments(req.config))).released,
+      gc: () => ipamGc(conf(), validAttachments(req.config)),
       status: () => ipamStatus(conf()),
     };
   }
@@ -36,7 +41,7 @@ export function ipamClient(req: Request, type: string): IpamClient {
     add: async () => (await run('ADD'))!,
     del: async () => { await run('DEL'); },
     check: async () => { await run('CHECK'); },
-    gc: async () => { await run('GC'); return []; },
+    gc: async () => { await run('GC'); return { garbage: [], errors: [] }; },
     status: async () => { await run('STATUS'); },
   };
 }

@@ -100,7 +100,11 @@ export async function ipamCheck(conf: IpamConf, who: Attachment): Promise<string
 }
 
 export interface GcOutcome {
+  /** Every reservation whose attachment is not in the list: released, or listed in `errors`. */
+  garbage: Reservation[];
   released: Reservation[];
+  /** What went wrong, one line each; GC goes on past errors. */
+  errors: string[];
 }
 
 /** IPAM GC: releases every reservation whose attachment is not in `valid`. */
@@ -109,14 +113,26 @@ export async function ipamGc(conf: IpamConf, valid: Attachment[]): Promise<GcOut
   const keep = new Set(valid.map((a) => `${a.containerId}\u0000${a.ifname}`));
   const keepIds = new Set(valid.map((a) => a.containerId));
   return store.withLock(() => {
-    const released: Reservation[] = [];
+    const out: GcOutcome = { garbage: [], released: [], errors: [] };
     for (const r of store.list()) {
+      // a legacy reservation (no ifname) is live while its container has any valid attachment
       const live = r.ifname === '' ? keepIds.has(r.containerId) : keep.has(`${r.containerId}\u0000${r.ifname}`);
-      if (!live && store.release(r.ip)) released.push(r);
+      if (live) continue;
+      out.garbage.push(r);
+      try {
+        if (store.release(r.ip)) out.released.push(r);
+      } catch (e) {
+        out.errors.push(`releasing ${r.ip} (${r.containerId}/${r.ifname}): ${(e as Error).message}`);
+      }
     }
-    if (released.length) log.info(`GC released ${released.map((r) => `${r.ip} (${r.containerId}/${r.ifname})`).join(', ')}`);
-    return { released };
+    if (out.released.length) log.info(`GC released ${out.released.map((r) => `${r.ip} (${r.containerId}/${r.ifname})`).join(', ')}`);
+    return out;
   });
+}
+
+/** Turns GC errors into one CNI error that lists them all. */
+export function gcError(errors: string[]): CniError {
+  return new CniError(Code.IOFailure, `GC met ${errors.length} error(s): ${errors.join('; ')}`);
 }
 
 /** IPAM STATUS: the store is usable and every rangeset has a free address. */

@@ -1,0 +1,265 @@
+import { Cidr, formatCidr, hasHostBits, networkOf, overlaps, parseCidr, parseIP, Addr } from '../ipam/addr';
+import { CniError, Code } from '../lib/cni/errors';
+import { isObj, Obj } from './fields';
+
+/**
+ * Calico `projectcalico.org/v3` resources, as tabby reads them from a cluster file: IPPool, Node and
+ * BlockAffinity, with Calico's defaults and validation (calico-behaviour.md §7).
+ */
+
+export type EncapMode = 'Never' | 'Always' | 'CrossSubnet';
+const MODES: readonly string[] = ['Never', 'Always', 'CrossSubnet'];
+const USES: readonly string[] = ['Workload', 'Tunnel', 'LoadBalancer'];
+
+export interface IPPool {
+  name: string;
+  cidr: Cidr;
+  vxlanMode: EncapMode;
+  ipipMode: EncapMode;
+  natOutgoing: boolean;
+  disabled: boolean;
+  disableBGPExport: boolean;
+  blockSize: number;
+  nodeSelector: string;
+  namespaceSelector: string;
+  allowedUses: string[];
+  assignmentMode: string;
+}
+
+export interface NodeRecord {
+  name: string;
+  /** The node's address with its subnet prefix (CrossSubnet reads the prefix). */
+  ipv4Address?: Cidr;
+  ipv6Address?: Cidr;
+  ipv4VXLANTunnelAddr?: Addr;
+  vxlanTunnelMACAddr?: string;
+  ipv4IPIPTunnelAddr?: Addr;
+}
+
+export interface BlockAffinity {
+  name: string;
+  node: string;
+  cidr: Cidr;
+}
+
+export interface ClusterResources {
+  pools: IPPool[];
+  nodes: NodeRecord[];
+  affinities: BlockAffinity[];
+}
+
+/** An error in the cluster file: names the document, the resource and the field. */
+export class ClusterFileError extends CniError {
+  constructor(where: string, field: string, problem: string) {
+    super(Code.InvalidNetworkConfig, `cluster file: ${where}: ${field}: ${problem}`);
+  }
+}
+
+const API_VERSION = 'projectcalico.org/v3';
+const POOL_FIELDS = new Set(['cidr', 'vxlanMode', 'ipipMode', 'natOutgoing', 'disabled', 'disableBGPExport', 'blockSize',
+  'nodeSelector', 'namespaceSelector', 'allowedUses', 'assignmentMode', 'ipip', 'nat-outgoing']);
+const LINK_LOCAL = [parseCidr('169.254.0.0/16')!, parseCidr('fe80::/10')!];
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+class Fields {
+  constructor(readonly where: string, readonly o: Obj, readonly path: string) {}
+  err(key: string, problem: string): ClusterFileError {
+    return new ClusterFileError(this.where, this.path ? `${this.path}.${key}` : key, problem);
+  }
+  str(key: string): string | undefined {
+    const v = this.o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw this.err(key, `must be a string, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  bool(key: string): boolean | undefined {
+    const v = this.o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw this.err(key, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  int(key: string): number | undefined {
+    const v = this.o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.err(key, `must be an integer, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  mode(key: string): EncapMode {
+    const v = this.str(key) ?? 'Never';
+    if (!MODES.includes(v)) throw this.err(key, `must be one of ${MODES.join(', ')}, got "${v}"`);
+    return v as EncapMode;
+  }
+  cidr(key: string, required: boolean): Cidr | undefined {
+    const s = this.str(key);
+    if (s === undefined || s === '') {
+      if (required) throw this.err(key, 'is required');
+      return undefined;
+    }
+    const c = parseCidr(s);
+    if (!c) throw this.err(key, `"${s}" is not a CIDR`);
+    return c;
+  }
+  addr(key: string): Addr | undefined {
+    const s = this.str(key);
+    if (s === undefined || s === '') return undefined;
+    const a = parseIP(s.split('/')[0]);
+    if (!a) throw this.err(key, `"${s}" is not an IP address`);
+    return a;
+  }
+  obj(key: string): Fields | undefined {
+    const v = this.o[key];
+    if (v === undefined || v === null) return undefined;
+    if (!isObj(v)) throw this.err(key, 'must be a mapping');
+    return new Fields(this.where, v, this.path ? `${this.path}.${key}` : key);
+  }
+}
+
+function parsePool(where: string, name: string, spec: Fields): IPPool {
+  for (const k of Object.keys(spec.o)) if (!POOL_FIELDS.has(k)) throw spec.err(k, 'unknown field');
+  const cidr = spec.cidr('cidr', true)!;
+  const v4 = cidr.ip.family === 4;
+  if (hasHostBits(cidr)) throw spec.err('cidr', `${formatCidr(cidr)} has host bits set (the network is ${formatCidr({ ip: networkOf(cidr), prefix: cidr.prefix })})`);
+  for (const ll of LINK_LOCAL) if (overlaps(ll, cidr)) throw spec.err('cidr', `${formatCidr(cidr)} overlaps the link-local range ${formatCidr(ll)}`);
+  const vxlanMode = spec.mode('vxlanMode');
+  const ipipMode = spec.mode('ipipMode');
+  if (vxlanMode !== 'Never' && ipipMode !== 'Never') throw spec.err('ipipMode', `cannot be ${ipipMode} while vxlanMode is ${vxlanMode}: choose one encapsulation`);
+  if (!v4 && ipipMode !== 'Never') throw spec.err('ipipMode', 'IPIP is not supported for IPv6 pools');
+  const disabled = spec.bool('disabled') ?? false;
+  const blockSize = spec.int('blockSize') ?? (v4 ? 26 : 122);
+  const [lo, hi] = v4 ? [20, 32] : [116, 128];
+  if (blockSize < lo || blockSize > hi) throw spec.err('blockSize', `must be between ${lo} and ${hi} for an IPv${v4 ? 4 : 6} pool, got ${blockSize}`);
+  if (cidr.prefix > blockSize && !disabled) throw spec.err('cidr', `prefix /${cidr.prefix} is longer than the blockSize ${blockSize}`);
+  const uses = spec.o.allowedUses ?? ['Workload', 'Tunnel'];
+  if (!Array.isArray(uses) || uses.some((u) => typeof u !== 'string' || !USES.includes(u))) {
+    throw spec.err('allowedUses', `must be a list of ${USES.join(', ')}`);
+  }
+  const assignmentMode = spec.str('assignmentMode') ?? 'Automatic';
+  if (!['Automatic', 'Manual'].includes(assignmentMode)) throw spec.err('assignmentMode', `must be Automatic or Manual, got "${assignmentMode}"`);
+  return {
+    name,
+    cidr,
+    vxlanMode,
+    ipipMode,
+    natOutgoing: spec.bool('natOutgoing') ?? false,
+    disabled,
+    disableBGPExport: spec.bool('disableBGPExport') ?? false,
+    blockSize,
+    nodeSelector: spec.str('nodeSelector') ?? 'all()',
+    namespaceSelector: spec.str('namespaceSelector') ?? '',
+    allowedUses: uses as string[],
+    assignmentMode,
+  };
+}
+
+function parseNode(name: string, spec: Fields): NodeRecord {
+  const bgp = spec.obj('bgp');
+  const mac = spec.str('vxlanTunnelMACAddr');
+  if (mac !== undefined && mac !== '' && !MAC_RE.test(mac)) throw spec.err('vxlanTunnelMACAddr', `"${mac}" is not a MAC address`);
+  const withPrefix = (f: Fields | undefined, key: string): Cidr | undefined => {
+    if (!f) return undefined;
+    const s = f.str(key);
+    if (s === undefined || s === '') return undefined;
+    const c = s.includes('/') ? parseCidr(s) : ((a) => (a ? { ip: a, prefix: a.family === 4 ? 32 : 128 } : undefined))(parseIP(s));
+    if (!c) throw f.err(key, `"${s}" is not an address with a prefix`);
+    return c;
+  };
+  return {
+    name,
+    ipv4Address: withPrefix(bgp, 'ipv4Address'),
+    ipv6Address: withPrefix(bgp, 'ipv6Address'),
+    ipv4IPIPTunnelAddr: bgp?.addr('ipv4IPIPTunnelAddr'),
+    ipv4VXLANTunnelAddr: spec.addr('ipv4VXLANTunnelAddr'),
+    vxlanTunnelMACAddr: mac ? mac.toLowerCase() : undefined,
+  };
+}
+
+function parseAffinity(name: string, spec: Fields): BlockAffinity {
+  const node = spec.str('node');
+  if (!node) throw spec.err('node', 'is required');
+  const cidr = spec.cidr('cidr', true)!;
+  if (hasHostBits(cidr)) throw spec.err('cidr', `${formatCidr(cidr)} has host bits set`);
+  return { name, node, cidr };
+}
+
+/** Turns parsed documents (YAML or JSON) into validated resources. `List` kinds are unrolled. */
+export function resourcesFromDocuments(docs: unknown[]): ClusterResources {
+  const out: ClusterResources = { pools: [], nodes: [], affinities: [] };
+  const visit = (doc: unknown, where: string): void => {
+    if (doc === null || doc === undefined) return; // an empty document (e.g. a trailing ---)
+    if (!isObj(doc)) throw new ClusterFileError(where, '(document)', 'must be a mapping');
+    const top = new Fields(where, doc, '');
+    const kind = top.str('kind');
+    if (kind && kind.endsWith('List') && Array.isArray(doc.items)) {
+      doc.items.forEach((item, i) => visit(item, `${where} (${kind} item ${i})`));
+      return;
+    }
+    const apiVersion = top.str('apiVersion');
+    if (apiVersion !== API_VERSION) throw top.err('apiVersion', `must be ${API_VERSION}, got ${JSON.stringify(apiVersion)}`);
+    const name = top.obj('metadata')?.str('name');
+    if (!name) throw top.err('metadata.name', 'is required');
+    const at = `${where} (${kind} ${name})`;
+    const spec = new Fields(at, isObj(doc.spec) ? doc.spec : {}, 'spec');
+    if (doc.spec !== undefined && !isObj(doc.spec)) throw spec.err('', 'must be a mapping');
+    switch (kind) {
+      case 'IPPool': out.pools.push(parsePool(at, name, spec)); break;
+      case 'Node': out.nodes.push(parseNode(name, spec)); break;
+      case 'BlockAffinity': out.affinities.push(parseAffinity(name, spec)); break;
+      default: throw top.err('kind', `tabby reads IPPool, Node and BlockAffinity, not ${JSON.stringify(kind)}`);
+    }
+  };
+  docs.forEach((d, i) => visit(d, `document ${i + 1}`));
+  validateTogether(out);
+  return out;
+}
+
+/** Rules across resources: unique names, no overlapping pools, blocks inside a pool and of its size. */
+function validateTogether(r: ClusterResources): void {
+  const seen = new Set<string>();
+  const unique = (kind: string, name: string): void => {
+    if (seen.has(`${kind}/${name}`)) throw new ClusterFileError(`${kind} ${name}`, 'metadata.name', 'is defined twice');
+    seen.add(`${kind}/${name}`);
+  };
+  r.pools.forEach((p) => unique('IPPool', p.name));
+  r.nodes.forEach((n) => unique('Node', n.name));
+  r.affinities.forEach((a) => unique('BlockAffinity', a.name));
+  r.pools.forEach((p, i) => r.pools.slice(0, i).forEach((q) => {
+    if (overlaps(p.cidr, q.cidr)) throw new ClusterFileError(`IPPool ${p.name}`, 'spec.cidr', `${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`);
+  }));
+  r.affinities.forEach((a, i) => {
+    const pool = r.pools.find((p) => overlaps(p.cidr, a.cidr));
+    if (!pool) throw new ClusterFileError(`BlockAffinity ${a.name}`, 'spec.cidr', `${formatCidr(a.cidr)} is in no IPPool`);
+    if (a.cidr.prefix !== pool.blockSize) {
+      throw new ClusterFileError(`BlockAffinity ${a.name}`, 'spec.cidr', `${formatCidr(a.cidr)} is not a /${pool.blockSize} block of IPPool ${pool.name}`);
+    }
+    r.affinities.slice(0, i).forEach((b) => {
+      if (overlaps(a.cidr, b.cidr)) throw new ClusterFileError(`BlockAffinity ${a.name}`, 'spec.cidr', `${formatCidr(a.cidr)} is already affine to node ${b.node} (BlockAffinity ${b.name})`);
+    });
+  });
+}
+
+/**
+ * Parses the text of a cluster file: multi-document YAML, or JSON (one resource, a list, or a List kind).
+ * The plain documents are pushed to `docsOut`, for a cache that skips the YAML parser next time.
+ */
+export async function parseClusterText(text: string, docsOut: unknown[] = []): Promise<ClusterResources> {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
+      throw new ClusterFileError('document 1', '(JSON)', (e as Error).message);
+    }
+    docsOut.push(...(Array.isArray(doc) ? doc : [doc]));
+    return resourcesFromDocuments(docsOut);
+  }
+  // yaml is loaded only here: it costs tens of milliseconds to load, and pod starts use a cached copy.
+  const { parseAllDocuments } = await import('yaml');
+  const docs = parseAllDocuments(text);
+  const list = Array.isArray(docs) ? docs : [docs];
+  docsOut.push(...list.map((d, i) => {
+    if (d.errors.length) throw new ClusterFileError(`document ${i + 1}`, '(YAML)', d.errors[0].message);
+    return d.toJS();
+  }));
+  return resourcesFromDocuments(docsOut);
+}

@@ -1,0 +1,131 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CniError, Code } from '../cni/errors';
+import { ClusterConf } from '../../conf/netconf';
+import { ClusterResources } from '../../conf/calico';
+import { Cidr, formatCidr, parseCidr } from '../../ipam/addr';
+import { withDirLock } from '../../ipam/lock';
+import { Datastore } from '../datastore/datastore';
+import { ClusterFile } from '../datastore/cluster-file';
+import { ipJson } from '../dataplane/iproute';
+import { hostMtu } from '../dataplane/links';
+import { applyOverlay, ApplyReport } from '../dataplane/overlay';
+import { autodetectAddress, blocksOf, HostAddress, poolOf } from './identity';
+import { IPIP_OVERHEAD, LocalNode, OverlayPlan, planOverlay, VXLAN_OVERHEAD } from './plan';
+import { log } from '../log';
+
+/** One node's view of the cluster: its datastore, its identity, and keeping its overlay applied. */
+export class ClusterContext {
+  private cached?: Promise<ClusterResources>;
+
+  constructor(readonly conf: ClusterConf, readonly datastore: Datastore = new ClusterFile(conf.file, conf.stateDir)) {}
+
+  resources(): Promise<ClusterResources> {
+    return (this.cached ??= this.datastore.load());
+  }
+
+  /** This node's blocks that pods may get addresses from: in enabled pools that allow workloads. */
+  async workloadBlocks(): Promise<Cidr[]> {
+    const r = await this.resources();
+    return blocksOf(r, this.conf.nodeName)
+      .filter((b) => {
+        const p = poolOf(r, b.cidr);
+        return p && !p.disabled && p.allowedUses.includes('Workload');
+      })
+      .map((b) => b.cidr);
+  }
+
+  /** The pod MTU when the config leaves it to tabby: host MTU less the encapsulation overhead in use. */
+  async autoMtu(): Promise<number> {
+    const pools = (await this.resources()).pools.filter((p) => !p.disabled && p.cidr.ip.family === 4);
+    const overhead = Math.max(0, ...pools.map((p) => (p.vxlanMode !== 'Never' ? VXLAN_OVERHEAD : p.ipipMode !== 'Never' ? IPIP_OVERHEAD : 0)));
+    return hostMtu() - overhead;
+  }
+
+  /** This node's underlay address and interface: from its Node record, or autodetected. */
+  async localNode(): Promise<LocalNode> {
+    const r = await this.resources();
+    const name = this.conf.nodeName;
+    const record = r.nodes.find((n) => n.name === name);
+    const shown = await ipJson<{ ifname: string; addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[] }[]>(['address', 'show']);
+    const addrs: HostAddress[] = shown.flatMap((l) => (l.addr_info ?? [])
+      .filter((a) => a.family === 'inet' && a.scope !== 'host')
+      .map((a) => ({ ifname: l.ifname, cidr: parseCidr(`${a.local}/${a.prefixlen}`)! })));
+    let address: Cidr;
+    let parent: string;
+    if (record?.ipv4Address) {
+      address = record.ipv4Address;
+      const on = addrs.find((a) => a.cidr.ip.value === address.ip.value);
+      if (!on) throw new CniError(Code.InvalidNetworkConfig, `cluster file: Node ${name}: spec.bgp.ipv4Address ${formatCidr(address)} is on no interface of this host`);
+      parent = on.ifname;
+    } else {
+      const method = this.conf.ipAutodetectionMethod;
+      const [def] = await ipJson<{ dev?: string }[]>(['route', 'show', 'default']);
+      let reachDev: string | undefined;
+      if (method?.startsWith('can-reach=')) {
+        const [rt] = await ipJson<{ dev?: string }[]>(['route', 'get', method.slice('can-reach='.length)]).catch(() => []);
+        reachDev = rt?.dev;
+      }
+      const found = autodetectAddress(method, addrs, def?.dev, () => reachDev);
+      if (!found) {
+        throw new CniError(Code.InvalidNetworkConfig, `node ${name}: its Node record has no spec.bgp.ipv4Address and autodetection (${method ?? 'first-found'}) found no IPv4 address`);
+      }
+      ({ cidr: address, ifname: parent } = found);
+    }
+    return { name, address, parent, hostMtu: hostMtu() };
+  }
+
+  async plan(): Promise<OverlayPlan> {
+    return planOverlay(await this.resources(), await this.localNode());
+  }
+
+  /** Applies the plan now, whatever was applied before. */
+  async reconcile(): Promise<ApplyReport & { plan: OverlayPlan }> {
+    return withDirLock(this.stateDirReady(), async () => {
+      const plan = await this.plan();
+      const report = await applyOverlay(plan, this.conf.natBackend);
+      fs.writeFileSync(this.markerFile(), await this.fingerprint());
+      return { ...report, plan };
+    });
+  }
+
+  /**
+   * On the pod-start path: applies the plan only when the datastore or the tunnel devices changed since
+   * it was last applied. When nothing changed this costs a stat and two small reads.
+   */
+  async ensure(): Promise<void> {
+    const fp = await this.fingerprint();
+    if (readFile(this.markerFile()) === fp) return;
+    await withDirLock(this.stateDirReady(), async () => {
+      if (readFile(this.markerFile()) === (await this.fingerprint())) return; // another ADD did it
+      const report = await applyOverlay(await this.plan(), this.conf.natBackend);
+      fs.writeFileSync(this.markerFile(), await this.fingerprint());
+      log.info(`overlay brought up to date (${report.changes.length} change(s))`);
+    });
+  }
+
+  private markerFile(): string {
+    return path.join(this.conf.stateDir, 'applied');
+  }
+
+  private stateDirReady(): string {
+    fs.mkdirSync(this.conf.stateDir, { recursive: true });
+    return this.conf.stateDir;
+  }
+
+  /** What the applied state depends on: the datastore revision, this config, and the tunnel devices' identity. */
+  private async fingerprint(): Promise<string> {
+    const dev = (n: string) => readFile(`/sys/class/net/${n}/ifindex`) ?? '-';
+    const c = this.conf;
+    return [await this.datastore.revision(), c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev('vxlan.tabby'), dev('tunl0'), hostMtu()].join('|');
+  }
+}
+
+function readFile(f: string): string | undefined {
+  try {
+    return fs.readFileSync(f, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,281 @@
+import { spawn, ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ip, ipJson, nsExec, run, RunResult } from './proc';
+
+/**
+ * Simulated nodes for multi-node tests and the demo (no vitest here). Each node is a network namespace:
+ * node-a and node-b share the L2 subnet 192.168.10.0/24 (a bridge in a "switch" namespace), node-c sits
+ * on 192.168.20.0/24 behind a router namespace, and an "external" host (203.0.113.10, outside all pools)
+ * hangs off the router too. The router knows nothing of pod addresses. Every node runs tabby inside its
+ * own namespace with its own data and state directories, and its own copy of the conflist, all reading
+ * one cluster file.
+ */
+
+export interface SimNode {
+  name: string; // the Kubernetes node name
+  ns: string;
+  ip: string;
+  prefix: number;
+  conflist: string;
+}
+
+export interface Pod {
+  name: string;
+  ns: string;
+  node: SimNode;
+  ip: string;
+  result: any;
+}
+
+export const EXTERNAL_IP = '203.0.113.10';
+/** An address inside another pool's CIDR, on the external host: traffic to it must never be NATed. */
+export const OTHER_POOL_IP = '10.10.0.10';
+
+const NODE_SPECS = [
+  { name: 'node-a', ip: '192.168.10.11', subnet: 'lan' },
+  { name: 'node-b', ip: '192.168.10.12', subnet: 'lan' },
+  { name: 'node-c', ip: '192.168.20.13', subnet: 'far' },
+] as const;
+
+/** Calico resources for the three nodes with one /24 block each from `pool`, plus whatever `extra` adds. */
+export function clusterYaml(pool: string, extra = '', nodes: readonly string[] = NODE_SPECS.map((n) => n.name)): string {
+  const docs = [pool.trim()];
+  NODE_SPECS.forEach((n, i) => {
+    if (!nodes.includes(n.name)) return;
+    const prefix = n.subnet === 'lan' ? 24 : 24;
+    docs.push(`apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: ${n.name}}\nspec: {bgp: {ipv4Address: ${n.ip}/${prefix}}}`);
+    docs.push(`apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: ${n.name}-10-244-${i + 1}-0-24}\nspec: {node: ${n.name}, cidr: 10.244.${i + 1}.0/24}`);
+  });
+  if (extra.trim()) docs.push(extra.trim());
+  return docs.join('\n---\n') + '\n';
+}
+
+export function vxlanPool(mode: string, natOutgoing = true): string {
+  return `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 10.244.0.0/16, blockSize: 24, vxlanMode: ${mode}, natOutgoing: ${natOutgoing}}`;
+}
+
+export function ipipPool(mode: string, natOutgoing = true): string {
+  return `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 10.244.0.0/16, blockSize: 24, ipipMode: ${mode}, natOutgoing: ${natOutgoing}}`;
+}
+
+/** A disabled pool holding OTHER_POOL_IP: NAT must leave traffic towards it alone. */
+export const DISABLED_OTHER_POOL = `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: other}\nspec: {cidr: 10.10.0.0/16, disabled: true}`;
+
+async function mustIp(ns: string | undefined, ...args: string[]): Promise<void> {
+  await ip(ns, args);
+}
+
+export class SimCluster {
+  readonly nodes: SimNode[] = [];
+  readonly pods: Pod[] = [];
+  readonly dir: string;
+  readonly clusterFile: string;
+  readonly sw: string;
+  readonly router: string;
+  readonly external: string;
+  private readonly namespaces: string[] = [];
+  private readonly servers: ChildProcess[] = [];
+
+  private constructor(readonly tag: string, readonly tabby: string[]) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
+    this.clusterFile = path.join(this.dir, 'cluster.yaml');
+    this.sw = `${tag}-sw`;
+    this.router = `${tag}-rt`;
+    this.external = `${tag}-ext`;
+  }
+
+  /** Builds the underlay. `tabby` is the command line that starts tabby (binary, or node + bundle). */
+  static async create(tabby: string[], tag = `tbc${randomBytes(3).toString('hex')}`): Promise<SimCluster> {
+    const c = new SimCluster(tag, tabby);
+    try {
+      await c.build();
+    } catch (e) {
+      await c.destroy();
+      throw e;
+    }
+    return c;
+  }
+
+  private async netns(name: string): Promise<string> {
+    await ip(undefined, ['netns', 'add', name]);
+    this.namespaces.push(name);
+    await mustIp(name, 'link', 'set', 'lo', 'up');
+    return name;
+  }
+
+  /** A veth between two namespaces, with an optional address on each end. */
+  private async wire(a: string, aIf: string, aAddr: string | undefined, b: string, bIf: string, bAddr: string | undefined): Promise<void> {
+    await mustIp(a, 'link', 'add', aIf, 'type', 'veth', 'peer', 'name', bIf, 'netns', b);
+    if (aAddr) await mustIp(a, 'address', 'add', aAddr, 'dev', aIf);
+    if (bAddr) await mustIp(b, 'address', 'add', bAddr, 'dev', bIf);
+    await mustIp(a, 'link', 'set', aIf, 'up');
+    await mustIp(b, 'link', 'set', bIf, 'up');
+  }
+
+  private async build(): Promise<void> {
+    await this.netns(this.sw);
+    await mustIp(this.sw, 'link', 'add', 'br0', 'type', 'bridge');
+    await mustIp(this.sw, 'link', 'set', 'br0', 'up');
+    await this.netns(this.router);
+    await this.netns(this.external);
+    // router: lan leg on the switch, far leg to node-c, and the external host
+    await this.wire(this.sw, 'p-rt', undefined, this.router, 'lan0', '192.168.10.1/24');
+    await mustIp(this.sw, 'link', 'set', 'p-rt', 'master', 'br0');
+    await this.wire(this.router, 'ext0', '203.0.113.1/24', this.external, 'eth0', `${EXTERNAL_IP}/24`);
+    await mustIp(this.external, 'address', 'add', `${OTHER_POOL_IP}/32`, 'dev', 'lo');
+    await mustIp(this.external, 'route', 'add', '192.168.0.0/16', 'via', '203.0.113.1');
+    await mustIp(this.router, 'route', 'add', '10.10.0.0/16', 'via', EXTERNAL_IP);
+    await nsExec(this.router, '/usr/sbin/sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    for (const spec of NODE_SPECS) {
+      const ns = await this.netns(`${this.tag}-${spec.name}`);
+      if (spec.subnet === 'lan') {
+        const port = `p-${spec.name.slice(-1)}`;
+        await this.wire(this.sw, port, undefined, ns, 'eth0', `${spec.ip}/24`);
+        await mustIp(this.sw, 'link', 'set', port, 'master', 'br0');
+        await mustIp(ns, 'route', 'add', 'default', 'via', '192.168.10.1');
+      } else {
+        await this.wire(this.router, 'far0', '192.168.20.1/24', ns, 'eth0', `${spec.ip}/24`);
+        await mustIp(ns, 'route', 'add', 'default', 'via', '192.168.20.1');
+      }
+      const conflist = path.join(this.dir, `${spec.name}.conflist`);
+      fs.writeFileSync(conflist, JSON.stringify({
+        cniVersion: '1.1.0',
+        name: 'tabbynet',
+        plugins: [{
+          type: 'tabby',
+          logFile: path.join(this.dir, `${spec.name}.log`),
+          logLevel: 'info',
+          cluster: this.clusterFile,
+          nodeName: spec.name,
+          stateDir: path.join(this.dir, spec.name, 'state'),
+          ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, spec.name, 'ipam') },
+        }],
+      }, null, 2));
+      this.nodes.push({ name: spec.name, ns, ip: spec.ip, prefix: 24, conflist });
+    }
+  }
+
+  node(name: string): SimNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  writeClusterFile(yaml: string): void {
+    const tmp = `${this.clusterFile}.tmp`;
+    fs.writeFileSync(tmp, yaml);
+    fs.renameSync(tmp, this.clusterFile);
+  }
+
+  /** The config a runtime would pass to tabby on `node` (the conflist's plugin entry). */
+  pluginConfig(node: SimNode): Record<string, unknown> {
+    const list = JSON.parse(fs.readFileSync(node.conflist, 'utf8'));
+    return { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+  }
+
+  /** Runs a tabby CNI command on a node. */
+  cni(node: SimNode, command: string, containerId: string, netns: string, config = this.pluginConfig(node)): Promise<RunResult> {
+    return nsExec(node.ns, this.tabby[0], this.tabby.slice(1), {
+      env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: path.dirname(this.tabby[this.tabby.length - 1]) },
+      input: JSON.stringify(config),
+    });
+  }
+
+  /** Runs `tabby <args>` (the CLI) inside a node. */
+  cli(node: SimNode, ...args: string[]): Promise<RunResult> {
+    return nsExec(node.ns, this.tabby[0], [...this.tabby.slice(1), ...args]);
+  }
+
+  async addPod(nodeName: string, podName: string): Promise<Pod> {
+    const node = this.node(nodeName);
+    const ns = await this.netns(`${this.tag}-${podName}`);
+    const r = await this.cni(node, 'ADD', `${this.tag}-${podName}`, `/var/run/netns/${ns}`);
+    if (r.code !== 0) throw new Error(`ADD ${podName} on ${nodeName} failed: ${r.stdout} ${r.stderr}`);
+    const result = JSON.parse(r.stdout);
+    const pod = { name: podName, ns, node, ip: String(result.ips[0].address).split('/')[0], result };
+    this.pods.push(pod);
+    return pod;
+  }
+
+  async delPod(pod: Pod): Promise<RunResult> {
+    const r = await this.cni(pod.node, 'DEL', `${this.tag}-${pod.name}`, `/var/run/netns/${pod.ns}`);
+    this.pods.splice(this.pods.indexOf(pod), 1);
+    return r;
+  }
+
+  /** Packets the device has sent so far (the kernel's own counter). */
+  async txPackets(ns: string, dev: string): Promise<number> {
+    const [l] = await ipJson<{ stats64?: { tx?: { packets: number } } }[]>(ns, ['-s', 'link', 'show', 'dev', dev]).catch(() => [undefined]);
+    return l?.stats64?.tx?.packets ?? 0;
+  }
+
+  /** One ping with don't-fragment set, `size` bytes of payload. */
+  ping(fromNs: string, dst: string, size = 56): Promise<RunResult> {
+    return nsExec(fromNs, '/usr/bin/ping', ['-4', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), dst]);
+  }
+
+  /** Pings until one reply (ARP and FDB may need a moment) or 5 tries. */
+  async reachable(fromNs: string, dst: string, size = 56): Promise<boolean> {
+    for (let i = 0; i < 5; i++) if ((await this.ping(fromNs, dst, size)).code === 0) return true;
+    return false;
+  }
+
+  /**
+   * Sends `bytes` over TCP from one namespace to a listener in another and returns how many arrived.
+   * Linux TCP sets don't-fragment, so a path MTU that disagrees with the interfaces shows up as a stall.
+   */
+  async tcpTransfer(fromNs: string, toNs: string, toIp: string, bytes = 200_000): Promise<number> {
+    const port = 5001 + Math.floor(Math.random() * 1000);
+    const server = nsExec(toNs, '/usr/bin/socat', ['-u', `TCP-LISTEN:${port},reuseaddr`, 'STDOUT'], { timeoutMs: 20_000 });
+    await this.waitListening(toNs, port);
+    const payload = randomBytes(bytes / 2).toString('hex');
+    await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `TCP:${toIp}:${port},connect-timeout=5`], { input: payload, timeoutMs: 20_000 });
+    const got = await server;
+    return got.stdout === payload ? bytes : got.stdout.length;
+  }
+
+  private async waitListening(ns: string, port: number): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const r = await nsExec(ns, '/usr/bin/ss', ['-Hltn', `sport = :${port}`]);
+      if (r.stdout.trim()) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error(`nothing listens on ${port} in ${ns}`);
+  }
+
+  /**
+   * The source address the external host sees for a TCP connection from `fromNs` to `dst`
+   * (EXTERNAL_IP or OTHER_POOL_IP), or undefined when no connection could be made (no NAT, no way back).
+   * A UDP datagram goes first, so the source is seen even when replies cannot come back.
+   */
+  async sourceSeenBy(fromNs: string, dst: string): Promise<string | undefined> {
+    const port = 7000 + Math.floor(Math.random() * 1000);
+    const script = `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{process.stdout.write(r.address+'\\n');process.exit(0)});d.bind(${port},()=>process.stdout.write('ready\\n'));setTimeout(()=>process.exit(0),4000)`;
+    const server = spawn('/usr/sbin/ip', ['netns', 'exec', this.external, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.servers.push(server);
+    let out = '';
+    const ready = new Promise<void>((res) => server.stdout!.on('data', (b) => { out += b; if (out.includes('ready')) res(); }));
+    const done = new Promise<void>((res) => server.on('close', () => res()));
+    await ready;
+    for (let i = 0; i < 5 && !out.split('\n')[1]; i++) {
+      await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `UDP:${dst}:${port}`], { input: 'hello\n' });
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await done;
+    return out.split('\n')[1]?.trim() || undefined;
+  }
+
+  /** Routes in a node carrying tabby's protocol number. */
+  async tabbyRoutes(node: SimNode): Promise<{ dst: string; dev?: string; gateway?: string; type?: string }[]> {
+    return ipJson(node.ns, ['route', 'show', 'proto', '117']);
+  }
+
+  async destroy(): Promise<void> {
+    for (const s of this.servers) s.kill('SIGKILL');
+    for (const ns of this.namespaces.splice(0).reverse()) await run('/usr/sbin/ip', ['netns', 'del', ns]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
