@@ -56,7 +56,8 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
 
   // VXLAN device: recreated when its identity differs, as Felix does.
   const cur = vxShown[0];
-  let vxFresh = false;
+  let vxFresh = false; // created or recreated by this batch: it starts with no routes, neighbours or FDB entries
+  let vxGone = false; // deleted by this batch: its routes went with it
   if (vx) {
     const d = cur?.linkinfo?.info_data;
     const same = cur && cur.linkinfo?.info_kind === 'vxlan' && d?.id === vx.vni && d?.local === vx.local && d?.link === vx.parent && d?.port === vx.port && d?.learning === false && cur.address === vx.mac;
@@ -76,6 +77,7 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     for (const a of want) if (!have.includes(a)) { batch.add('address', 'add', a, 'dev', vx.device); changes.push(`${vx.device}: address ${a}`); }
     if (vxFresh || !cur?.flags?.includes('UP')) batch.add('link', 'set', 'dev', vx.device, 'up');
   } else if (cur) {
+    vxGone = true;
     batch.add('link', 'del', 'dev', 'vxlan.tabby');
     changes.push('delete vxlan.tabby (no pool uses VXLAN)');
   }
@@ -85,7 +87,8 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
   if (plan.ipip) {
     const ip4 = plan.ipip;
     if (!tunl) {
-      batch.add('link', 'add', 'name', ip4.device, 'type', 'ipip');
+      // Alone and first: a kernel without ipip must fail the change before anything else was touched.
+      await runBatch(new IpBatch().add('link', 'add', 'name', ip4.device, 'type', 'ipip'));
       changes.push(`create ${ip4.device}`);
     }
     if (!tunl || tunl.mtu !== ip4.mtu) batch.add('link', 'set', 'dev', ip4.device, 'mtu', String(ip4.mtu));
@@ -106,8 +109,8 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
   for (const s of ours) {
     const want = plan.routes.find((r) => r.dst === s.dst);
     if (!want || !sameRoute(s, want)) {
-      // a route through a device being recreated is gone already
-      if (!(vxFresh && s.dev === 'vxlan.tabby')) batch.add('route', 'del', ...(s.type === 'blackhole' ? ['blackhole'] : []), s.dst, 'proto', ROUTE_PROTO);
+      // a route through a device being deleted or recreated is gone already
+      if (!((vxFresh || vxGone) && s.dev === 'vxlan.tabby')) batch.add('route', 'del', ...(s.type === 'blackhole' ? ['blackhole'] : []), s.dst, 'proto', ROUTE_PROTO);
       if (!want) changes.push(`route ${s.dst}: removed`);
     }
   }

@@ -203,6 +203,8 @@ export class SimCluster {
   async delPod(pod: Pod): Promise<RunResult> {
     const r = await this.cni(pod.node, 'DEL', `${this.tag}-${pod.name}`, `/var/run/netns/${pod.ns}`);
     this.pods.splice(this.pods.indexOf(pod), 1);
+    await run('/usr/sbin/ip', ['netns', 'del', pod.ns]);
+    this.namespaces.splice(this.namespaces.indexOf(pod.ns), 1);
     return r;
   }
 
@@ -213,13 +215,16 @@ export class SimCluster {
   }
 
   /** One ping with don't-fragment set, `size` bytes of payload. */
-  ping(fromNs: string, dst: string, size = 56): Promise<RunResult> {
-    return nsExec(fromNs, '/usr/bin/ping', ['-4', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), dst]);
+  ping(fromNs: string, dst: string, size = 56, waitS = 2): Promise<RunResult> {
+    return nsExec(fromNs, '/usr/bin/ping', ['-4', '-n', '-c', '1', '-W', String(waitS), '-M', 'do', '-s', String(size), dst]);
   }
 
-  /** Pings until one reply (ARP and FDB may need a moment) or 5 tries. */
-  async reachable(fromNs: string, dst: string, size = 56): Promise<boolean> {
-    for (let i = 0; i < 5; i++) if ((await this.ping(fromNs, dst, size)).code === 0) return true;
+  /**
+   * Pings until one reply (ARP and neighbour resolution may need a moment) or `tries` tries.
+   * Where no answer is expected, fewer tries keep the test short.
+   */
+  async reachable(fromNs: string, dst: string, size = 56, tries = 5): Promise<boolean> {
+    for (let i = 0; i < tries; i++) if ((await this.ping(fromNs, dst, size)).code === 0) return true;
     return false;
   }
 
@@ -271,6 +276,33 @@ export class SimCluster {
   /** Routes in a node carrying tabby's protocol number. */
   async tabbyRoutes(node: SimNode): Promise<{ dst: string; dev?: string; gateway?: string; type?: string }[]> {
     return ipJson(node.ns, ['route', 'show', 'proto', '117']);
+  }
+
+  /** Pings every `intervalS` for `seconds`; resolves with how many were sent and answered. */
+  async pingFor(fromNs: string, dst: string, intervalS: number, seconds: number): Promise<{ sent: number; received: number }> {
+    const r = await nsExec(fromNs, '/usr/bin/ping', ['-4', '-n', '-q', '-i', String(intervalS), '-w', String(seconds), dst], { timeoutMs: (seconds + 10) * 1000 });
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+    return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+  }
+
+  async linkExists(node: SimNode, dev: string): Promise<boolean> {
+    return (await nsExec(node.ns, '/usr/sbin/ip', ['link', 'show', 'dev', dev])).code === 0;
+  }
+
+  /** Whether a link is up and how many IPv4 addresses it has; undefined when it does not exist. */
+  async linkInfo(node: SimNode, dev: string): Promise<{ up: boolean; addresses: number } | undefined> {
+    const [l] = await ipJson<{ flags?: string[]; addr_info?: { family: string }[] }[]>(node.ns, ['address', 'show', 'dev', dev]).catch(() => []);
+    return l && { up: !!l.flags?.includes('UP'), addresses: (l.addr_info ?? []).filter((x) => x.family === 'inet').length };
+  }
+
+  /** Permanent FDB entries on the node's VXLAN device. */
+  async fdb(node: SimNode): Promise<{ mac: string; dst?: string }[]> {
+    const r = await nsExec(node.ns, '/usr/sbin/bridge', ['-j', 'fdb', 'show', 'dev', 'vxlan.tabby']);
+    return r.code === 0 && r.stdout.trim() ? JSON.parse(r.stdout).filter((f: { state?: string }) => f.state === 'permanent') : [];
+  }
+
+  async neighbours(node: SimNode): Promise<{ dst: string; lladdr?: string }[]> {
+    return ipJson(node.ns, ['neigh', 'show', 'dev', 'vxlan.tabby']).catch(() => []);
   }
 
   async destroy(): Promise<void> {

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { clusterYaml, ipipPool, SimCluster, vxlanPool } from '../helpers/cluster';
+import { Check, Mode, nodeRemovalScenario, poolModeScenario } from '../helpers/scenarios';
+import { tabbyArgv } from '../helpers/cni';
+
+/**
+ * Pods on three simulated nodes (two on one subnet, one behind a router) talk across VXLAN pools in each
+ * mode, NAT applies exactly where natOutgoing says, and nodes leaving the cluster file lose their routes.
+ */
+
+const failed = (checks: Check[]): string[] => checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+
+let c: SimCluster;
+beforeAll(async () => { c = await SimCluster.create(tabbyArgv()); });
+afterAll(async () => { await c?.destroy(); });
+
+describe.each(['Always', 'CrossSubnet', 'Never'] as Mode[])('VXLAN pool, vxlanMode %s, natOutgoing', (mode) => {
+  test('every pod pair: reachability, encapsulation from the tunnel counters, TCP over the full MTU; NAT only to the outside', async () => {
+    const checks = await poolModeScenario(c, 'vxlan', mode);
+    expect(checks.length).toBeGreaterThan(10);
+    expect(failed(checks)).toEqual([]);
+  }, 120_000);
+});
+
+test('natOutgoing false: the external host sees the pod address', async () => {
+  const checks = await poolModeScenario(c, 'vxlan', 'CrossSubnet', false);
+  expect(failed(checks)).toEqual([]);
+}, 120_000);
+
+test('a node removed from the cluster file loses its routes, FDB entry and neighbour after tabby reconcile', async () => {
+  const checks = await nodeRemovalScenario(c, 'vxlan');
+  expect(failed(checks)).toEqual([]);
+}, 60_000);
+
+test('an IPIP pool on a kernel without ipip: ADD fails naming the missing support, and leaves nothing', async () => {
+  c.writeClusterFile(clusterYaml(vxlanPool('Always')));
+  const node = c.node('node-a');
+  expect((await c.cli(node, 'reconcile', '--config', node.conflist)).code).toBe(0);
+  c.writeClusterFile(clusterYaml(ipipPool('Always')));
+  const r = await c.cni(node, 'ADD', 'ipip-pod', '/var/run/netns/' + c.node('node-b').ns);
+  const err = JSON.parse(r.stdout);
+  expect(r.code).not.toBe(0);
+  expect(err.code).toBe(104);
+  expect(err.msg).toMatch(/ipip/i);
+  // never half-configured: the VXLAN overlay that was there is untouched
+  expect(await c.linkExists(node, 'vxlan.tabby')).toBe(true);
+  expect((await c.tabbyRoutes(node)).find((x) => x.dst === '10.244.2.0/24')).toMatchObject({ dev: 'vxlan.tabby' });
+  expect(await c.linkExists(node, 'tunl0')).toBe(false);
+});
+
+test('tabby plan explains each route and status names unreachable peers, changing nothing', async () => {
+  c.writeClusterFile(clusterYaml(vxlanPool('Never')));
+  const a = c.node('node-a');
+  const before = await c.tabbyRoutes(a);
+  const plan = await c.cli(a, 'plan', '--config', a.conflist);
+  expect(plan.code).toBe(0);
+  expect(plan.stdout).toMatch(/10\.244\.2\.0\/24 +via 192\.168\.10\.12 dev eth0 onlink +# node-b .* is in this node's subnet/);
+  expect(plan.stdout).toMatch(/unreachable: node-c 10\.244\.3\.0\/24: .*no encapsulation/);
+  const status = await c.cli(a, 'status', '--config', a.conflist, '--json');
+  const s = JSON.parse(status.stdout);
+  expect(s.peers.find((p: { name: string }) => p.name === 'node-c')).toMatchObject({ path: 'unreachable', encapsulated: false });
+  expect(s.peers.find((p: { name: string }) => p.name === 'node-b')).toMatchObject({ path: 'direct', encapsulated: false });
+  expect(await c.tabbyRoutes(a)).toEqual(before);
+});
+
+test('a broken cluster file fails ADD with an error naming document, resource and field', async () => {
+  c.writeClusterFile(clusterYaml(vxlanPool('Always').replace('blockSize: 24', 'blockSize: 40')));
+  const r = await c.cni(c.node('node-a'), 'ADD', 'bad-pool', '/var/run/netns/' + c.node('node-b').ns);
+  expect(r.code).not.toBe(0);
+  const err = JSON.parse(r.stdout);
+  expect(err.code).toBe(7);
+  expect(err.msg).toMatch(/document 1 \(IPPool pool-a\): spec\.blockSize/);
+});
