@@ -13,7 +13,7 @@ import { cpioNewc, CpioEntry } from './cpio';
  * its own root filesystem read-only over 9p (tag host0) and a fresh job directory read-write (tag job).
  * The guest mounts the root, puts tmpfs on /tmp, /run and /var/tmp, and switch_roots into
  * test/qemu/guest/runner.sh, which runs test/qemu/scenarios/<name>.sh for each name in job.env and
- * powers off. Scenarios report assertions through test/qemu/guest/lib.sh into <job>/results.jsonl,
+ * powers off. Scenarios report assertions through test/qemu/guest/lib.sh into <job>/results-<name>.jsonl,
  * read back here with each scenario's log and the serial console.
  *
  * Nothing is installed here: test/setup.sh installs qemu-system-x86, linux-image-amd64, busybox-static.
@@ -165,8 +165,14 @@ export interface RunOptions {
   memoryMb?: number;
   smp?: number;
   extraQemuArgs?: string[];
+  /** Appended to the kernel command line. */
+  kernelArgs?: string;
   /** The binary scenarios run as $TABBY_BIN (absolute; default <repo>/dist/tabby). */
   tabbyBin?: string;
+  /** Keep the job directory (logs, console) afterwards: default when the run failed or TABBY_QEMU_KEEP is set. */
+  keep?: boolean;
+  /** Scenarios that fail on purpose (harness self-tests): their failures alone do not keep the logs. */
+  failOnPurpose?: readonly string[];
   /** Called with each console line as it arrives (e.g. to stream progress). */
   onConsoleLine?: (line: string) => void;
 }
@@ -219,7 +225,9 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
     if (!fs.existsSync(path.join(SCENARIO_DIR, `${s}.sh`))) return fail(`no scenario ${s}: ${SCENARIO_DIR}/${s}.sh does not exist`);
   }
   if (!scenarios.length) return fail('no scenarios given');
+  if (new Set(scenarios).size !== scenarios.length) return fail(`a scenario is named twice in ${scenarios.join(' ')}`);
 
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-qemu-'));
   const job = path.join(dir, 'job');
   fs.mkdirSync(job);
@@ -237,6 +245,7 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
         `TABBY_BIN=${quote(opts.tabbyBin ?? path.join(REPO, 'dist/tabby'))}`,
         `TABBY_SCENARIOS=${quote(scenarios.join(' '))}`,
         `TABBY_SCENARIO_TIMEOUT=${opts.scenarioTimeoutS ?? DEFAULT_SCENARIO_TIMEOUT_S}`,
+        `TABBY_GUEST_DEADLINE=${Math.ceil(timeoutMs / 1000) + 30}`,
         '',
       ].join('\n'),
     );
@@ -250,12 +259,11 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
     '-machine', 'q35', '-cpu', 'max', '-m', String(opts.memoryMb ?? 1024), '-smp', String(opts.smp ?? 2),
     '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
     '-kernel', kernel.vmlinuz, '-initrd', initrd,
-    '-append', 'console=ttyS0 quiet panic=-1',
+    '-append', `console=ttyS0 quiet panic=-1 ${opts.kernelArgs ?? ''}`.trim(),
     '-virtfs', 'local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
     ...(opts.extraQemuArgs ?? []),
   ];
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
 
   const outcome = await new Promise<{ error?: Error; code: number | null; signal: string | null; stderr: string; pid?: number }>(
     (resolve) => {
@@ -301,7 +309,6 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
   // What the guest wrote to the job share.
   const ends = new Map<string, { rc: number; ms: number }>();
   for (const e of parseJsonl(path.join(job, 'scenarios.jsonl'))) ends.set(e.scenario, { rc: e.rc, ms: e.ms });
-  const assertions = parseJsonl(path.join(job, 'results.jsonl')) as Assertion[];
   base.scenarios = scenarios.map((name) => {
     let log = '';
     try {
@@ -311,7 +318,13 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
       name,
       rc: ends.get(name)?.rc,
       ms: ends.get(name)?.ms,
-      assertions: assertions.filter((a) => (a.scenario ?? name) === name).map((a) => ({ ...a, ok: a.ok === true, detail: String(a.detail ?? '') })),
+      assertions: parseJsonl(path.join(job, `results-${name}.jsonl`)).map((a) => ({
+        scenario: name,
+        name: a.scenario && a.scenario !== name ? `${a.scenario}: ${a.name}` : String(a.name),
+        ok: a.ok === true,
+        detail: typeof a.detail === 'string' ? a.detail : JSON.stringify(a.detail ?? ''),
+        ms: typeof a.ms === 'number' ? a.ms : undefined,
+      })),
       log,
     };
   });
@@ -341,8 +354,10 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
     base.failure = `qemu exit ${outcome.code ?? outcome.signal} after the guest finished: ${outcome.stderr.trim()}`;
   }
 
-  const anyProblem = base.failure !== undefined || base.scenarios.some((s) => scenarioProblems(s).length > 0);
-  if (anyProblem || process.env.TABBY_QEMU_KEEP) {
+  const anyProblem =
+    base.failure !== undefined ||
+    base.scenarios.some((s) => !opts.failOnPurpose?.includes(s.name) && scenarioProblems(s).length > 0);
+  if (opts.keep ?? (anyProblem || !!process.env.TABBY_QEMU_KEEP)) {
     fs.writeFileSync(path.join(job, 'console.log'), base.console);
     fs.rmSync(initrd, { force: true });
     base.keptDir = dir;

@@ -7,6 +7,8 @@ import { DEFAULT_TIMEOUT_MS, GuestRun, runScenarios, scenarioProblems } from './
  * streams the guest's console.
  */
 const SCENARIOS = process.env.TABBY_QEMU_SCENARIOS?.split(/[\s,]+/).filter(Boolean) ?? ['smoke', 'veth-ping'];
+/** Fails on purpose, in the same boot: proves that failures come back as failures. */
+const SELFTEST = 'selftest-failing';
 const TIMEOUT_MS = Number(process.env.TABBY_QEMU_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS;
 
 let run: GuestRun;
@@ -14,14 +16,15 @@ let run: GuestRun;
 const secs = (ms?: number): string => (ms === undefined ? '?' : `${(ms / 1000).toFixed(1)} s`);
 
 beforeAll(async () => {
-  run = await runScenarios(SCENARIOS, {
+  run = await runScenarios([...SCENARIOS, SELFTEST], {
     timeoutMs: TIMEOUT_MS,
+    failOnPurpose: [SELFTEST],
     onConsoleLine: process.env.TABBY_QEMU_VERBOSE ? (l) => process.stderr.write(`guest| ${l}\n`) : undefined,
   });
   const lines = [
     `qemu: kernel ${run.kernel ?? '?'}, boot ${secs(run.bootMs)} (guest uptime ${secs(run.guestUptimeMs)}), whole run ${secs(run.wallMs)}`,
     ...run.scenarios.map(
-      (s) => `  ${s.name}: ${secs(s.ms)}, exit ${s.rc ?? '-'}, ${s.assertions.filter((a) => a.ok).length}/${s.assertions.length} ok` +
+      (s) => `  ${s.name}${s.name === SELFTEST ? ' (fails on purpose)' : ''}: ${secs(s.ms)}, exit ${s.rc ?? '-'}, ${s.assertions.filter((a) => a.ok).length}/${s.assertions.length} ok` +
         s.assertions.map((a) => `\n    ${a.ok ? 'ok  ' : 'FAIL'} ${a.name} (${secs(a.ms)})`).join(''),
     ),
   ];
@@ -46,8 +49,27 @@ describe.each(SCENARIOS)('scenario %s', (name) => {
 });
 
 describe('the harness', () => {
+  it('brings back a failing assertion, a failing command and a non-zero exit as failures, details intact', () => {
+    const s = run.scenarios.find((x) => x.name === SELFTEST);
+    expect(s?.assertions.map((a) => [a.name, a.ok])).toEqual([
+      ['a passing assertion', true],
+      ['a failing assertion', false],
+      ['a failing command', false],
+      ['inner: written directly', true],
+    ]);
+    expect(s!.assertions[3].detail).toBe('{"n":1}');
+    expect(s!.assertions[1].detail).toBe('quote " backslash \\ tab \t newline\nsecond line');
+    expect(s!.assertions[2].detail).toMatch(/exit 7\n(to-stdout\nto-stderr|to-stderr\nto-stdout)$/);
+    expect(scenarioProblems(s!)).toEqual([
+      `${SELFTEST} exited 3`,
+      `a failing assertion: ${s!.assertions[1].detail}`,
+      `a failing command: ${s!.assertions[2].detail}`,
+    ]);
+    expect(s!.log).toContain('== a failing assertion: FAIL');
+  });
+
   it('kills a guest at its timeout and reports it as failed', async () => {
-    const r = await runScenarios(['smoke'], { timeoutMs: 1500 });
+    const r = await runScenarios(['smoke'], { timeoutMs: 1500, keep: false });
     expect(r.timedOut).toBe(true);
     expect(r.failure).toMatch(/killed at the timeout of 1.5 s/);
     expect(() => process.kill(r.qemuPid!, 0)).toThrow(/ESRCH/);
@@ -56,12 +78,12 @@ describe('the harness', () => {
   });
 
   it('fails with the reason when qemu is missing', async () => {
-    const r = await runScenarios(['smoke'], { qemu: '/nonexistent/qemu-system-x86_64' });
+    const r = await runScenarios(['smoke'], { qemu: '/nonexistent/qemu-system-x86_64', keep: false });
     expect(r.failure).toMatch(/^qemu cannot start: .*ENOENT.*qemu-system-x86/);
   });
 
   it('fails with qemu\'s own message when qemu refuses to start', async () => {
-    const r = await runScenarios(['smoke'], { extraQemuArgs: ['-no-such-option'] });
+    const r = await runScenarios(['smoke'], { extraQemuArgs: ['-no-such-option'], keep: false });
     expect(r.failure).toMatch(/^qemu cannot start: .*exit 1: .*no-such-option/s);
   });
 

@@ -5,6 +5,8 @@
 #   result NAME true|false [DETAIL]
 # Each assertion becomes one line {"scenario","name","ok","detail"} in $TABBY_RESULTS, read back by
 # the host (test/qemu/harness.ts); all the scenario's output lands in its log, also sent back.
+# A program in any language may append such lines to $TABBY_RESULTS itself (one JSON object a line:
+# "name", "ok", "detail"; a "scenario" other than the running one becomes a prefix of the name).
 # A scenario that reports nothing, or exits non-zero, or overruns its timeout, fails as a whole.
 #
 # The environment: the host's root filesystem read-only, tmpfs on /tmp, /run, /var/tmp and /var/log;

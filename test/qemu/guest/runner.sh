@@ -1,25 +1,32 @@
 #!/bin/bash
 # PID 1 of the qemu guest after switch_root (see init). Runs each scenario named in job.env, one after
 # another, each in its own bash with lib.sh sourced, its output in <job>/<scenario>.log, under a
-# timeout; then powers the guest off. Result lines go to <job>/results.jsonl and to the console.
+# timeout; then powers the guest off. Result lines go to <job>/results-<scenario>.jsonl and to the
+# console.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/tmp LANG=C.UTF-8
 JOB=/run/tabby-job
 . "$JOB/job.env"
-export TABBY_REPO TABBY_JOB=$JOB TABBY_RESULTS=$JOB/results.jsonl
+export TABBY_REPO TABBY_JOB=$JOB
 export TABBY_BIN=${TABBY_BIN:-$TABBY_REPO/dist/tabby}
 GUEST=$TABBY_REPO/test/qemu/guest
 
 now_ms() { local u; read -r u _ </proc/uptime; echo $(( ${u%.*} * 1000 + 10#${u#*.} * 10 )); }
 
 mount -t tmpfs -o mode=0755 tmpfs /var/log 2>/dev/null
+
+# The host kills qemu at its timeout; this watchdog powers the guest off by itself a little later,
+# in case the host process died and left qemu behind.
+if [ -n "${TABBY_GUEST_DEADLINE:-}" ]; then
+  (sleep "$TABBY_GUEST_DEADLINE"; echo "TABBY-FATAL guest deadline of $TABBY_GUEST_DEADLINE s passed"; echo o >/proc/sysrq-trigger) &
+fi
 echo "TABBY-BOOTED {\"uptime_ms\":$(now_ms),\"kernel\":\"$(uname -r)\"}"
 
 for s in $TABBY_SCENARIOS; do
   file=$TABBY_REPO/test/qemu/scenarios/$s.sh
   started=$(now_ms)
   echo "TABBY-SCENARIO-START $s"
-  export TABBY_SCENARIO=$s SCRATCH=/tmp/scenario-$s
+  export TABBY_SCENARIO=$s SCRATCH=/tmp/scenario-$s TABBY_RESULTS=$JOB/results-$s.jsonl
   mkdir -p "$SCRATCH"
   if [ -r "$file" ]; then
     (cd "$SCRATCH" && exec timeout -k 5 "${TABBY_SCENARIO_TIMEOUT:-120}" bash -c '. "$1"; . "$2"' scenario "$GUEST/lib.sh" "$file") \
