@@ -79,7 +79,7 @@ export class SimCluster {
   private readonly namespaces: string[] = [];
   private readonly servers: ChildProcess[] = [];
 
-  private constructor(readonly tag: string, readonly tabby: string[]) {
+  private constructor(readonly tag: string, readonly tabby: string[], readonly natBackend?: string) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
     this.clusterFile = path.join(this.dir, 'cluster.yaml');
     this.sw = `${tag}-sw`;
@@ -88,8 +88,8 @@ export class SimCluster {
   }
 
   /** Builds the underlay. `tabby` is the command line that starts tabby (binary, or node + bundle). */
-  static async create(tabby: string[], tag = `tbc${randomBytes(3).toString('hex')}`): Promise<SimCluster> {
-    const c = new SimCluster(tag, tabby);
+  static async create(tabby: string[], tag = `tbc${randomBytes(3).toString('hex')}`, natBackend?: string): Promise<SimCluster> {
+    const c = new SimCluster(tag, tabby, natBackend);
     try {
       await c.build();
     } catch (e) {
@@ -150,6 +150,7 @@ export class SimCluster {
           logLevel: 'info',
           cluster: this.clusterFile,
           nodeName: spec.name,
+          ...(this.natBackend ? { natBackend: this.natBackend } : {}),
           stateDir: path.join(this.dir, spec.name, 'state'),
           ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, spec.name, 'ipam') },
         }],
@@ -252,25 +253,31 @@ export class SimCluster {
   }
 
   /**
-   * The source address the external host sees for a TCP connection from `fromNs` to `dst`
-   * (EXTERNAL_IP or OTHER_POOL_IP), or undefined when no connection could be made (no NAT, no way back).
-   * A UDP datagram goes first, so the source is seen even when replies cannot come back.
+   * The source address the external host sees for a UDP datagram from `fromNs` to `dst` (EXTERNAL_IP or
+   * OTHER_POOL_IP), or undefined when none arrived. UDP needs no way back, so an un-NATed pod address is
+   * seen too. `sourcePort` fixes the sender's port.
    */
   async sourceSeenBy(fromNs: string, dst: string): Promise<string | undefined> {
+    return (await this.udpSeenBy(fromNs, dst))?.address;
+  }
+
+  async udpSeenBy(fromNs: string, dst: string, sourcePort?: number): Promise<{ address: string; port: number } | undefined> {
     const port = 7000 + Math.floor(Math.random() * 1000);
-    const script = `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{process.stdout.write(r.address+'\\n');process.exit(0)});d.bind(${port},()=>process.stdout.write('ready\\n'));setTimeout(()=>process.exit(0),4000)`;
+    const script = `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{process.stdout.write(JSON.stringify({address:r.address,port:r.port})+'\\n');process.exit(0)});d.bind(${port},()=>process.stdout.write('ready\\n'));setTimeout(()=>process.exit(0),4000)`;
     const server = spawn('/usr/sbin/ip', ['netns', 'exec', this.external, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     this.servers.push(server);
     let out = '';
     const ready = new Promise<void>((res) => server.stdout!.on('data', (b) => { out += b; if (out.includes('ready')) res(); }));
     const done = new Promise<void>((res) => server.on('close', () => res()));
     await ready;
+    const from = sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '';
     for (let i = 0; i < 5 && !out.split('\n')[1]; i++) {
-      await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `UDP:${dst}:${port}`], { input: 'hello\n' });
+      await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `UDP:${dst}:${port}${from}`], { input: 'hello\n' });
       await new Promise((res) => setTimeout(res, 100));
     }
     await done;
-    return out.split('\n')[1]?.trim() || undefined;
+    const line = out.split('\n')[1]?.trim();
+    return line ? JSON.parse(line) : undefined;
   }
 
   /** Routes in a node carrying tabby's protocol number. */

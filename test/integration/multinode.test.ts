@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { clusterYaml, ipipPool, SimCluster, vxlanPool } from '../helpers/cluster';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { clusterYaml, EXTERNAL_IP, ipipPool, SimCluster, vxlanPool } from '../helpers/cluster';
 import { Check, Mode, nodeRemovalScenario, poolModeScenario } from '../helpers/scenarios';
 import { tabbyArgv } from '../helpers/cni';
 
@@ -70,4 +72,44 @@ test('a broken cluster file fails ADD with an error naming document, resource an
   const err = JSON.parse(r.stdout);
   expect(err.code).toBe(7);
   expect(err.msg).toMatch(/document 1 \(IPPool pool-a\): spec\.blockSize/);
+});
+
+test('masquerade never gives a pod\'s UDP the VXLAN port 4789 as its source port', async () => {
+  c.writeClusterFile(clusterYaml(vxlanPool('CrossSubnet')));
+  const pod = await c.addPod('node-a', 'udp4789');
+  try {
+    const seen = await c.udpSeenBy(pod.ns, EXTERNAL_IP, 4789);
+    expect(seen?.address).toBe(c.node('node-a').ip);
+    expect(seen?.port).not.toBe(4789);
+    expect(seen!.port).toBeGreaterThanOrEqual(4790);
+  } finally {
+    await c.delPod(pod);
+  }
+});
+
+test('a node whose record has no address autodetects it (default route), and ADD reconciles only when something changed', async () => {
+  c.writeClusterFile(clusterYaml(vxlanPool('Always')).replace('spec: {bgp: {ipv4Address: 192.168.10.11/24}}', 'spec: {}'));
+  const a = c.node('node-a');
+  const status = JSON.parse((await c.cli(a, 'status', '--config', a.conflist, '--json')).stdout);
+  expect(status.node).toMatchObject({ name: 'node-a', address: '192.168.10.11/24', parent: 'eth0' });
+  const log = () => fs.readFileSync(path.join(c.dir, 'node-a.log'), 'utf8').split('overlay brought up to date').length - 1;
+  const p1 = await c.addPod('node-a', 'auto-1');
+  const after1 = log();
+  const p2 = await c.addPod('node-a', 'auto-2');
+  expect(log()).toBe(after1); // nothing changed: the second ADD did no overlay work
+  c.writeClusterFile(clusterYaml(vxlanPool('CrossSubnet')).replace('spec: {bgp: {ipv4Address: 192.168.10.11/24}}', 'spec: {}'));
+  const p3 = await c.addPod('node-a', 'auto-3');
+  expect(log()).toBe(after1 + 1); // the file changed: this ADD applied it
+  expect(await c.reachable(p1.ns, p3.ip)).toBe(true);
+  for (const p of [p1, p2, p3]) await c.delPod(p);
+});
+
+describe('iptables backend', () => {
+  let ci: SimCluster;
+  beforeAll(async () => { ci = await SimCluster.create(tabbyArgv(), undefined, 'iptables'); });
+  afterAll(async () => { await ci?.destroy(); });
+  test('natOutgoing through iptables when so configured', async () => {
+    const checks = await poolModeScenario(ci, 'vxlan', 'CrossSubnet');
+    expect(failed(checks)).toEqual([]);
+  }, 120_000);
 });
