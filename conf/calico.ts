@@ -116,6 +116,11 @@ class Fields {
 
 function parsePool(where: string, name: string, spec: Fields): IPPool {
   for (const k of Object.keys(spec.o)) if (!POOL_FIELDS.has(k)) throw spec.err(k, 'unknown field');
+  // The APIv1 fields exist in v3 only to be refused when set (validate mustBeNil / mustBeFalse).
+  if (spec.o.ipip !== undefined && spec.o.ipip !== null) throw spec.err('ipip', 'is the APIv1 field and may not be set: use ipipMode');
+  if (spec.o['nat-outgoing'] !== undefined && spec.o['nat-outgoing'] !== null && spec.o['nat-outgoing'] !== false) {
+    throw spec.err('nat-outgoing', 'is the APIv1 field and may not be set: use natOutgoing');
+  }
   const cidr = spec.cidr('cidr', true)!;
   const v4 = cidr.ip.family === 4;
   if (hasHostBits(cidr)) throw spec.err('cidr', `${formatCidr(cidr)} has host bits set (the network is ${formatCidr({ ip: networkOf(cidr), prefix: cidr.prefix })})`);
@@ -184,6 +189,7 @@ function parseAffinity(name: string, spec: Fields): BlockAffinity {
 /** Turns parsed documents (YAML or JSON) into validated resources. `List` kinds are unrolled. */
 export function resourcesFromDocuments(docs: unknown[]): ClusterResources {
   const out: ClusterResources = { pools: [], nodes: [], affinities: [] };
+  const located = new Map<object, string>(); // resource -> "document N (Kind name)", for errors across resources
   const visit = (doc: unknown, where: string): void => {
     if (doc === null || doc === undefined) return; // an empty document (e.g. a trailing ---)
     if (!isObj(doc)) throw new ClusterFileError(where, '(document)', 'must be a mapping');
@@ -200,39 +206,42 @@ export function resourcesFromDocuments(docs: unknown[]): ClusterResources {
     const at = `${where} (${kind} ${name})`;
     const spec = new Fields(at, isObj(doc.spec) ? doc.spec : {}, 'spec');
     if (doc.spec !== undefined && !isObj(doc.spec)) throw spec.err('', 'must be a mapping');
+    let res: IPPool | NodeRecord | BlockAffinity;
     switch (kind) {
-      case 'IPPool': out.pools.push(parsePool(at, name, spec)); break;
-      case 'Node': out.nodes.push(parseNode(name, spec)); break;
-      case 'BlockAffinity': out.affinities.push(parseAffinity(name, spec)); break;
+      case 'IPPool': out.pools.push((res = parsePool(at, name, spec))); break;
+      case 'Node': out.nodes.push((res = parseNode(name, spec))); break;
+      case 'BlockAffinity': out.affinities.push((res = parseAffinity(name, spec))); break;
       default: throw top.err('kind', `tabby reads IPPool, Node and BlockAffinity, not ${JSON.stringify(kind)}`);
     }
+    located.set(res, at);
   };
   docs.forEach((d, i) => visit(d, `document ${i + 1}`));
-  validateTogether(out);
+  validateTogether(out, (o, fallback) => located.get(o) ?? fallback);
   return out;
 }
 
 /** Rules across resources: unique names, no overlapping pools, blocks inside a pool and of its size. */
-function validateTogether(r: ClusterResources): void {
+function validateTogether(r: ClusterResources, locate: (o: object, fallback: string) => string): void {
   const seen = new Set<string>();
-  const unique = (kind: string, name: string): void => {
-    if (seen.has(`${kind}/${name}`)) throw new ClusterFileError(`${kind} ${name}`, 'metadata.name', 'is defined twice');
-    seen.add(`${kind}/${name}`);
+  const unique = (kind: string, o: { name: string }): void => {
+    if (seen.has(`${kind}/${o.name}`)) throw new ClusterFileError(locate(o, `${kind} ${o.name}`), 'metadata.name', 'is defined twice');
+    seen.add(`${kind}/${o.name}`);
   };
-  r.pools.forEach((p) => unique('IPPool', p.name));
-  r.nodes.forEach((n) => unique('Node', n.name));
-  r.affinities.forEach((a) => unique('BlockAffinity', a.name));
+  r.pools.forEach((p) => unique('IPPool', p));
+  r.nodes.forEach((n) => unique('Node', n));
+  r.affinities.forEach((a) => unique('BlockAffinity', a));
   r.pools.forEach((p, i) => r.pools.slice(0, i).forEach((q) => {
-    if (overlaps(p.cidr, q.cidr)) throw new ClusterFileError(`IPPool ${p.name}`, 'spec.cidr', `${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`);
+    if (overlaps(p.cidr, q.cidr)) throw new ClusterFileError(locate(p, `IPPool ${p.name}`), 'spec.cidr', `${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`);
   }));
   r.affinities.forEach((a, i) => {
+    const at = locate(a, `BlockAffinity ${a.name}`);
     const pool = r.pools.find((p) => overlaps(p.cidr, a.cidr));
-    if (!pool) throw new ClusterFileError(`BlockAffinity ${a.name}`, 'spec.cidr', `${formatCidr(a.cidr)} is in no IPPool`);
+    if (!pool) throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is in no IPPool`);
     if (a.cidr.prefix !== pool.blockSize) {
-      throw new ClusterFileError(`BlockAffinity ${a.name}`, 'spec.cidr', `${formatCidr(a.cidr)} is not a /${pool.blockSize} block of IPPool ${pool.name}`);
+      throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is not a /${pool.blockSize} block of IPPool ${pool.name}`);
     }
     r.affinities.slice(0, i).forEach((b) => {
-      if (overlaps(a.cidr, b.cidr)) throw new ClusterFileError(`BlockAffinity ${a.name}`, 'spec.cidr', `${formatCidr(a.cidr)} is already affine to node ${b.node} (BlockAffinity ${b.name})`);
+      if (overlaps(a.cidr, b.cidr)) throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is already affine to node ${b.node} (BlockAffinity ${b.name})`);
     });
   });
 }
@@ -245,13 +254,18 @@ export async function parseClusterText(text: string, docsOut: unknown[] = []): P
   const trimmed = text.trimStart();
   if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
     let doc: unknown;
+    let json = true;
     try {
       doc = JSON.parse(text);
-    } catch (e) {
-      throw new ClusterFileError('document 1', '(JSON)', (e as Error).message);
+    } catch {
+      // Not one JSON text: YAML flow style (`{kind: IPPool, ...}`) or JSON documents between `---`.
+      // JSON is YAML, so the YAML parser reads it and names the document that is wrong.
+      json = false;
     }
-    docsOut.push(...(Array.isArray(doc) ? doc : [doc]));
-    return resourcesFromDocuments(docsOut);
+    if (json) {
+      docsOut.push(...(Array.isArray(doc) ? doc : [doc]));
+      return resourcesFromDocuments(docsOut);
+    }
   }
   // yaml is loaded only here: it costs tens of milliseconds to load, and pod starts use a cached copy.
   const { parseAllDocuments } = await import('yaml');

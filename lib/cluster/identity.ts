@@ -48,8 +48,15 @@ export interface HostAddress {
 }
 
 /**
+ * Interfaces first-found never falls back to: Calico's DEFAULT_INTERFACES_TO_EXCLUDE (bridges, veths,
+ * tunnels, loopback) and tabby's own VXLAN device, whose tunnel address is not the node's address.
+ */
+const NOT_FIRST_FOUND = /^(docker|cbr|dummy|virbr|lxcbr|veth|lo|cali|tunl|flannel|kube-ipvs|cni|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali|nodelocaldns|vxlan\.tabby)/;
+
+/**
  * How the local node's address is found when its Node record has none (Calico's IP_AUTODETECTION_METHOD):
- * `first-found`/absent: the interface of the default route; `interface=REGEX`; `can-reach=IP`
+ * `first-found`/absent: the interface of the default route (without one: the first interface that is not a
+ * bridge, veth, tunnel or loopback); `interface=REGEX`; `can-reach=IP`
  * (the interface the route to IP leaves by); `cidrs=CIDR,...`.
  */
 export function autodetectAddress(
@@ -61,7 +68,7 @@ export function autodetectAddress(
   const v4 = addrs.filter((a) => a.cidr.ip.family === 4);
   const m = method ?? 'first-found';
   if (m === 'first-found' || m === 'default-route') {
-    return v4.find((a) => a.ifname === defaultRouteDev) ?? (m === 'first-found' ? v4.find((a) => a.ifname !== 'lo') : undefined);
+    return v4.find((a) => a.ifname === defaultRouteDev) ?? (m === 'first-found' ? v4.find((a) => !NOT_FIRST_FOUND.test(a.ifname)) : undefined);
   }
   const [kind, arg = ''] = [m.slice(0, m.indexOf('=')), m.slice(m.indexOf('=') + 1)];
   switch (kind) {
