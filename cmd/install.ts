@@ -222,17 +222,28 @@ function readIfExists(file: string): Buffer | undefined {
   }
 }
 
-/** Installs the config files (conflist, cluster file); returns what it did, one line each. */
-export function installConfig(o: InstallOptions): string[] {
-  const done: string[] = [];
+/** Reads and validates the conflist, and refuses a foreign file at its destination (unless forced). */
+function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: Buffer } {
   const text = fs.readFileSync(o.conflist, 'utf8');
   validateConflist(text, o.conflist);
-  const body = text.endsWith('\n') ? text : text + '\n';
+  const dest = path.join(o.confDir, o.confName);
+  const old = readIfExists(dest);
+  if (old !== undefined && !o.force) {
+    const owner = ownsConfig(old.toString('utf8'));
+    if (!owner.ours) throw new Error(`${dest} exists and is not tabby's (${owner.what}); refusing to overwrite it without --force`);
+  }
+  return { dest, body: text.endsWith('\n') ? text : text + '\n', old };
+}
+
+/** Installs the config files (cluster file, then conflist); returns what it did, one line each. */
+export function installConfig(o: InstallOptions): string[] {
+  const done: string[] = [];
+  const { dest, body, old } = prepareConfig(o);
 
   if (o.clusterFile) {
     const cluster = fs.readFileSync(o.clusterFile);
-    const old = readIfExists(o.clusterDest);
-    if (old && old.equals(cluster)) {
+    const was = readIfExists(o.clusterDest);
+    if (was && was.equals(cluster)) {
       done.push(`unchanged ${o.clusterDest}`);
     } else {
       writeAtomic(o.clusterDest, cluster, 0o644);
@@ -240,14 +251,6 @@ export function installConfig(o: InstallOptions): string[] {
     }
   }
 
-  const dest = path.join(o.confDir, o.confName);
-  const old = readIfExists(dest);
-  if (old !== undefined) {
-    const owner = ownsConfig(old.toString('utf8'));
-    if (!owner.ours && !o.force) {
-      throw new Error(`${dest} exists and is not tabby's (${owner.what}); refusing to overwrite it without --force`);
-    }
-  }
   if (old !== undefined && old.toString('utf8') === body) {
     done.push(`unchanged ${dest}`);
   } else {
@@ -278,6 +281,7 @@ export function installBinaries(o: InstallOptions): string[] {
 }
 
 export function install(o: InstallOptions): string[] {
+  prepareConfig(o); // refuse before touching anything
   // Binaries first: a conflist must never name a plugin that is not there yet.
   return [...(o.skipBinaries ? [] : installBinaries(o)), ...installConfig(o)];
 }

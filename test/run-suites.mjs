@@ -9,6 +9,7 @@ const SUITES = {
   unit: 'test/vitest.unit.config.ts',
   integration: 'test/vitest.integration.config.ts',
   qemu: 'test/vitest.qemu.config.ts',
+  runtimes: 'test/vitest.runtimes.config.ts',
 };
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(SUITES);
 const dir = mkdtempSync(join(tmpdir(), 'tabby-suites-'));

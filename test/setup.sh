@@ -13,6 +13,8 @@ APT_PACKAGES=(
   socat               # TCP transfers in tests
   containernetworking-plugins  # reference ptp/host-local/bridge for interop and benchmarks
   qemu-system-x86 linux-image-amd64 busybox-static  # test/qemu: a stock Debian kernel (ipip) under qemu
+  golang-go golang-github-appc-cni-dev  # test/runtimes: the libcni client, built offline
+  containerd runc podman busybox-static  # test/runtimes: real runtimes running busybox containers
 )
 
 missing=()
