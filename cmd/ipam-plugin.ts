@@ -11,7 +11,7 @@ import { ClusterContext } from '../lib/cluster/context';
 async function load(req: Request) {
   const conf = parseNetConf(req.config, req.cniVersion);
   log.configure({ file: conf.logFile, level: conf.logLevel });
-  const blocks = conf.cluster ? await new ClusterContext(conf.cluster).workloadBlocks() : undefined;
+  const blocks = conf.cluster ? await new ClusterContext(conf.cluster).ipam() : undefined;
   return parseIpamConf(req.config, req.env, blocks);
 }
 

@@ -66,7 +66,7 @@ export const tabbyPlugin: Plugin = {
     const cluster = conf.cluster && new ClusterContext(conf.cluster);
     // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
     if (cluster) await cluster.ensure();
-    const ipam = ipamClient(req, conf.ipamType, cluster ? await cluster.workloadBlocks() : undefined);
+    const ipam = ipamClient(req, conf.ipamType, cluster ? await cluster.ipam() : undefined);
     const addresses = await ipam.add();
     try {
       const mtu = conf.mtu || (cluster ? await cluster.autoMtu() : hostMtu());
@@ -106,7 +106,7 @@ export const tabbyPlugin: Plugin = {
     let blocks;
     if (conf.cluster) {
       try {
-        blocks = await new ClusterContext(conf.cluster).workloadBlocks();
+        blocks = await new ClusterContext(conf.cluster).ipam();
       } catch (e) {
         throw new CniError(Code.NotAvailable, `cluster datastore unusable: ${(e as Error).message}`);
       }

@@ -18,6 +18,14 @@ export interface IpamConf {
   dns?: DNS;
   /** Addresses asked for through CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips. */
   requested: Addr[];
+  /** Addresses never handed out (this node's tunnel addresses). */
+  reserved: Addr[];
+}
+
+/** What IPAM takes from the cluster datastore: this node's blocks and the addresses it keeps for itself. */
+export interface ClusterIpam {
+  blocks: Cidr[];
+  reserved: Addr[];
 }
 
 function addrField(o: Obj, key: string, path: string): Addr | undefined {
@@ -116,10 +124,10 @@ export function rangeSetsFromBlocks(blocks: Cidr[]): RangeSet[] {
 }
 
 /**
- * Validates the `ipam` section of `config`. With no ranges configured, `clusterBlocks` (this node's
+ * Validates the `ipam` section of `config`. With no ranges configured, `cluster.blocks` (this node's
  * blocks from the cluster datastore) are the ranges.
  */
-export function parseIpamConf(config: Obj, env: CniEnv, clusterBlocks?: Cidr[]): IpamConf {
+export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): IpamConf {
   const ipam = optObj(config, 'ipam', '');
   if (!ipam) throw configError('ipam', 'is required');
   const type = reqStr(ipam, 'type', 'ipam');
@@ -132,7 +140,7 @@ export function parseIpamConf(config: Obj, env: CniEnv, clusterBlocks?: Cidr[]):
     rangeSets.push([parseRange({ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }, 'ipam')]);
   }
   for (const [i, rs] of (optArr(ipam, 'ranges', 'ipam') ?? []).entries()) rangeSets.push(parseRangeSet(rs, `ipam.ranges[${i}]`));
-  if (rangeSets.length === 0 && clusterBlocks) rangeSets.push(...rangeSetsFromBlocks(clusterBlocks));
+  if (rangeSets.length === 0 && cluster) rangeSets.push(...rangeSetsFromBlocks(cluster.blocks));
   for (let i = 0; i < rangeSets.length; i++) {
     for (let j = 0; j < i; j++) {
       if (rangeSetsOverlap(rangeSets[i], rangeSets[j])) {
@@ -151,5 +159,6 @@ export function parseIpamConf(config: Obj, env: CniEnv, clusterBlocks?: Cidr[]):
     routes: parseRoutes(optArr(ipam, 'routes', 'ipam'), 'ipam.routes'),
     dns: resolvConf ? parseResolvConf(resolvConf) : undefined,
     requested: requestedIPs(config, env),
+    reserved: cluster?.reserved ?? [],
   };
 }

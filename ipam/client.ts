@@ -2,9 +2,9 @@ import { Request } from '../lib/cni/skel';
 import { delegate } from '../lib/cni/delegate';
 import { Result } from '../lib/cni/result';
 import { IN_PROCESS_IPAM, validAttachments } from '../conf/netconf';
-import { parseIpamConf } from '../conf/ipam';
+import { ClusterIpam, parseIpamConf } from '../conf/ipam';
 import { Attachment } from './store';
-import { Cidr } from './addr';
+
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam';
 
 /**
@@ -23,11 +23,11 @@ export interface IpamClient {
   status(): Promise<void>;
 }
 
-/** `clusterBlocks`: this node's blocks from the cluster datastore, the ranges when the config gives none. */
-export function ipamClient(req: Request, type: string, clusterBlocks?: Cidr[]): IpamClient {
+/** `cluster`: this node's blocks from the cluster datastore (the ranges when the config gives none) and its reserved addresses. */
+export function ipamClient(req: Request, type: string, cluster?: ClusterIpam): IpamClient {
   const who: Attachment = { containerId: req.env.containerId, ifname: req.env.ifname };
   if (type === IN_PROCESS_IPAM) {
-    const conf = () => parseIpamConf(req.config, req.env, clusterBlocks);
+    const conf = () => parseIpamConf(req.config, req.env, cluster);
     return {
       add: () => ipamAdd(conf(), who),
       del: async () => { await ipamDel(conf(), who); },

@@ -16,7 +16,7 @@ interface Allocation {
 
 /** Picks one address in each rangeset: a requested one where it falls in the set, else the next free one. */
 function allocate(conf: IpamConf, store: IpamStore, who: Attachment, existing: Reservation[]): Allocation[] {
-  const used = new Set(existing.map((r) => r.ip));
+  const used = new Set([...existing.map((r) => r.ip), ...conf.reserved.map(formatIP)]);
   const requested = [...conf.requested];
   const out: Allocation[] = [];
   const take = (ip: Addr, i: number): boolean => {
@@ -141,7 +141,7 @@ export async function ipamStatus(conf: IpamConf): Promise<void> {
   try {
     await store.withLock(() => {
       store.probeWritable();
-      const used = new Set(store.list().map((r) => r.ip));
+      const used = new Set([...store.list().map((r) => r.ip), ...conf.reserved.map(formatIP)]);
       conf.rangeSets.forEach((set) => {
         for (const ip of walkRangeSet(set, undefined)) if (!used.has(formatIP(ip))) return;
         throw new CniError(Code.NotAvailable, `no free address in range set ${describeRangeSet(set)}`);

@@ -3,14 +3,15 @@ import * as path from 'node:path';
 import { CniError, Code } from '../cni/errors';
 import { ClusterConf } from '../../conf/netconf';
 import { ClusterResources } from '../../conf/calico';
-import { Cidr, formatCidr, parseCidr } from '../../ipam/addr';
+import { Addr, Cidr, formatCidr, parseCidr } from '../../ipam/addr';
 import { withDirLock } from '../../ipam/lock';
 import { Datastore } from '../datastore/datastore';
 import { ClusterFile } from '../datastore/cluster-file';
 import { ipJson } from '../dataplane/iproute';
 import { hostMtu } from '../dataplane/links';
 import { applyOverlay, ApplyReport } from '../dataplane/overlay';
-import { autodetectAddress, blocksOf, HostAddress, poolOf } from './identity';
+import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
+import { ClusterIpam } from '../../conf/ipam';
 import { IPIP_OVERHEAD, LocalNode, OverlayPlan, planOverlay, VXLAN_OVERHEAD } from './plan';
 import { log } from '../log';
 
@@ -24,15 +25,21 @@ export class ClusterContext {
     return (this.cached ??= this.datastore.load());
   }
 
-  /** This node's blocks that pods may get addresses from: in enabled pools that allow workloads. */
-  async workloadBlocks(): Promise<Cidr[]> {
+  /**
+   * What IPAM hands out on this node: its blocks in enabled pools that allow workloads, less its own
+   * tunnel addresses (given in its Node record, or derived).
+   */
+  async ipam(): Promise<ClusterIpam> {
     const r = await this.resources();
-    return blocksOf(r, this.conf.nodeName)
+    const blocks = blocksOf(r, this.conf.nodeName)
       .filter((b) => {
         const p = poolOf(r, b.cidr);
         return p && !p.disabled && p.allowedUses.includes('Workload');
       })
       .map((b) => b.cidr);
+    const self = r.nodes.find((n) => n.name === this.conf.nodeName) ?? { name: this.conf.nodeName };
+    const reserved = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self)].filter((a): a is Addr => a !== undefined);
+    return { blocks, reserved };
   }
 
   /** The pod MTU when the config leaves it to tabby: host MTU less the encapsulation overhead in use. */

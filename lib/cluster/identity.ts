@@ -73,7 +73,7 @@ export function autodetectAddress(
   const [kind, arg = ''] = [m.slice(0, m.indexOf('=')), m.slice(m.indexOf('=') + 1)];
   switch (kind) {
     case 'interface': {
-      const re = new RegExp(`^(?:${arg})$`);
+      const re = new RegExp(arg); // matched anywhere in the name, as Calico (Go regexp.MatchString) does
       return v4.find((a) => re.test(a.ifname));
     }
     case 'can-reach': {

@@ -54,15 +54,21 @@ describe('tabby-ipam from cluster blocks', () => {
   beforeEach(() => { dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-ipam-blocks-')); });
   afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-  const conf = (blocks: string[], ipam: Record<string, unknown> = {}, args = '') => parseIpamConf(
+  const conf = (blocks: string[], ipam: Record<string, unknown> = {}, args = '', reserved: string[] = []) => parseIpamConf(
     { cniVersion: '1.1.0', name: 'net1', ipam: { type: 'tabby-ipam', dataDir, ...ipam } },
     { command: 'ADD', containerId: 'x', netns: '/x', ifname: 'eth0', args: parseCniArgs(args), path: [] },
-    blocks.map(cidr),
+    { blocks: blocks.map(cidr), reserved: reserved.map((a) => parseIP(a)!) },
   );
   const add = async (c: ReturnType<typeof conf>, id: string) => (await ipamAdd(c, { containerId: id, ifname: 'eth0' })).ips!.map((i) => i.address);
 
   it('uses the blocks when the config gives no ranges', () => {
     expect(conf(['10.244.1.0/29', 'fd00::/125']).rangeSets.map(describeRangeSet)).toEqual(['10.244.1.1-10.244.1.6', 'fd00::1-fd00::7']);
+  });
+
+  it('never hands out a reserved address (an explicit tunnel address inside the block)', async () => {
+    const c = conf(['10.244.1.0/29'], {}, '', ['10.244.1.3']);
+    const got = [await add(c, 'a'), await add(c, 'b'), await add(c, 'c')].flat();
+    expect(got).toEqual(['10.244.1.2/29', '10.244.1.4/29', '10.244.1.5/29']);
   });
 
   it('prefers ranges the config gives', () => {
