@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,6 +34,10 @@ export interface InstallOptions {
   force: boolean;
   /** Leave the bin dir alone (only the config files). */
   skipBinaries: boolean;
+  /** Written as "nodeName" into each tabby entry (a DaemonSet's conflist is the same on every node). */
+  nodeName?: string;
+  /** Run `tabby reconcile` on the installed conflist whenever a config file was (re)written. */
+  reconcile: boolean;
 }
 
 interface Flag {
@@ -50,6 +55,8 @@ const FLAGS: Record<string, Flag> = {
   '--cluster-dest': { key: 'clusterDest', value: true },
   '--force': { key: 'force', value: false },
   '--skip-binaries': { key: 'skipBinaries', value: false },
+  '--node-name': { key: 'nodeName', value: true },
+  '--reconcile': { key: 'reconcile', value: false },
   '--watch': { key: 'watch', value: true },
 };
 
@@ -88,21 +95,24 @@ export function parseInstallArgs(args: string[]): { opts: InstallOptions; watchS
       clusterDest: (got.clusterDest as string | undefined) ?? DEFAULT_CLUSTER_DEST,
       force: got.force === true,
       skipBinaries: got.skipBinaries === true,
+      nodeName: got.nodeName as string | undefined,
+      reconcile: got.reconcile === true,
     },
     watchSeconds,
   };
 }
 
+function isSea(): boolean {
+  try {
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
+}
+
 /** The executable this process runs from, when it is tabby's single executable (not `node tabby.js`). */
 export function selfExecutable(): string {
-  let sea = false;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    sea = (require('node:sea') as { isSea(): boolean }).isSea();
-  } catch {
-    sea = false;
-  }
-  if (!sea) {
+  if (!isSea()) {
     throw new Error(
       `this is not tabby's single executable (running ${process.execPath} ${process.argv[1] ?? ''}); install from dist/tabby, or pass --from PATH`,
     );
@@ -224,8 +234,13 @@ function readIfExists(file: string): Buffer | undefined {
 
 /** Reads and validates the conflist, and refuses a foreign file at its destination (unless forced). */
 function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: Buffer } {
-  const text = fs.readFileSync(o.conflist, 'utf8');
+  let text = fs.readFileSync(o.conflist, 'utf8');
   validateConflist(text, o.conflist);
+  if (o.nodeName !== undefined) {
+    const doc = JSON.parse(text) as { plugins: Record<string, unknown>[] };
+    for (const p of doc.plugins) if (p.type === 'tabby') p.nodeName = o.nodeName;
+    text = JSON.stringify(doc, null, 2);
+  }
   const dest = path.join(o.confDir, o.confName);
   const old = readIfExists(dest);
   if (old !== undefined && !o.force) {
@@ -286,6 +301,19 @@ export function install(o: InstallOptions): string[] {
   return [...(o.skipBinaries ? [] : installBinaries(o)), ...installConfig(o)];
 }
 
+/** `tabby reconcile --config <installed conflist>`, run as a child of this same executable. */
+function reconcile(o: InstallOptions): string[] {
+  const conf = path.join(o.confDir, o.confName);
+  // The single executable is tabby itself; `node tabby.js` needs its script again.
+  const self = isSea() ? [] : [process.argv[1]];
+  const r = spawnSync(process.execPath, [...self, 'reconcile', '--config', conf], { encoding: 'utf8' });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').filter(Boolean);
+  if (r.status !== 0) return [`warning: reconcile failed (exit ${r.status ?? r.signal}): ${out.join(' / ')}`];
+  return out.map((l) => `reconcile: ${l}`);
+}
+
+const wroteSomething = (lines: string[]): boolean => lines.some((l) => l.startsWith('wrote '));
+
 const print = (lines: string[]): void => {
   for (const l of lines) (l.startsWith('warning:') ? process.stderr : process.stdout).write(`tabby install: ${l}\n`);
 };
@@ -305,7 +333,10 @@ it, so a runtime never reads half a file and a running plugin keeps its executab
   --cluster-dest PATH    ... here (default ${DEFAULT_CLUSTER_DEST}; the conflist's "cluster" names it)
   --from EXE             the executable to copy (default: this one)
   --skip-binaries        only the config files
+  --node-name NAME       write "nodeName": NAME into tabby's entry (e.g. the Kubernetes node name)
   --watch SECONDS        then keep the config files in sync with their sources until SIGTERM
+  --reconcile            run \`tabby reconcile\` on the installed conflist at start and whenever a
+                         config file changed (the node network then follows the cluster file)
 `;
 
 export const installCommand: CliCommand = {
@@ -317,6 +348,8 @@ export const installCommand: CliCommand = {
     }
     const { opts, watchSeconds } = parseInstallArgs(args);
     print(install(opts));
+    // At start the node may hold an older overlay than the files: reconcile once whatever changed.
+    if (opts.reconcile) print(reconcile(opts));
     if (watchSeconds === undefined) return 0;
     let stop = false;
     let wake: () => void = () => undefined;
@@ -336,7 +369,9 @@ export const installCommand: CliCommand = {
       });
       if (stop) break;
       try {
-        print(installConfig(opts).filter((l) => !l.startsWith('unchanged') && !l.startsWith('warning:')));
+        const done = installConfig(opts);
+        print(done.filter((l) => !l.startsWith('unchanged') && !l.startsWith('warning:')));
+        if (opts.reconcile && wroteSomething(done)) print(reconcile(opts));
       } catch (e) {
         process.stderr.write(`tabby install: ${(e as Error).message}\n`);
       }

@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { run } from '../helpers/netns';
+import { ip, ipJson, run, useSandbox } from '../helpers/netns';
 import { PreservedDir, requireTools, RUNTIME_TABBY, shown, tabbyInstall, tmpdir, waitFor } from './helpers';
 
 // `tabby install` with the single executable: what lands in the bin and config directories, the
 // refusal to overwrite a foreign conflist, write-then-rename, and the default directories.
 
+const sb = useSandbox();
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
@@ -228,5 +229,49 @@ describe('tabby install', () => {
     }
     // The real directories never saw any of it.
     expect(['/opt/cni/bin/tabby', '/etc/cni/net.d/10-tabby.conflist'].map((f) => fs.existsSync(f))).toEqual(realBefore);
+  });
+
+  it('as a DaemonSet runs it: --node-name, then --watch --reconcile makes the node follow the cluster file', async () => {
+    const s = setup();
+    // A node (namespace) whose address 192.168.77.1/24 is on its eth0.
+    const node = await sb.nodeNetns();
+    await ip(node, ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+    await ip(node, ['address', 'add', '192.168.77.1/24', 'dev', 'eth0']);
+    for (const l of ['eth0', 'peer0']) await ip(node, ['link', 'set', l, 'up']);
+    const doc = (name: string, spec: string, kind: string): string => `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
+    const pool = doc('pool-a', '{cidr: 10.77.0.0/16, blockSize: 24}', 'IPPool');
+    const nodeA = doc('node-a', '{bgp: {ipv4Address: 192.168.77.1/24}}', 'Node') + '---\n' + doc('node-a-1', '{node: node-a, cidr: 10.77.1.0/24}', 'BlockAffinity');
+    const nodeB = doc('node-b', '{bgp: {ipv4Address: 192.168.77.2/24}}', 'Node') + '---\n' + doc('node-b-2', '{node: node-b, cidr: 10.77.2.0/24}', 'BlockAffinity');
+    const clusterSrc = path.join(s.dir, 'configmap-cluster.yaml');
+    fs.writeFileSync(clusterSrc, [pool, nodeA].join('---\n'));
+    const clusterDest = path.join(s.dir, 'node/etc/tabby/cluster.yaml');
+    fs.writeFileSync(s.conflist, JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'k8s-pod-network',
+      plugins: [{ type: 'tabby', cluster: clusterDest, stateDir: path.join(s.dir, 'node/run/tabby'), ipam: { type: 'tabby-ipam' } }],
+    }));
+    const routes117 = async (): Promise<string[]> =>
+      (await ipJson<{ dst: string; type?: string; gateway?: string }[]>(node, ['route', 'show', 'proto', '117'])).map((r) => `${r.type ?? ''} ${r.dst} ${r.gateway ?? ''}`.trim());
+
+    const watcher = spawn('/usr/sbin/ip', ['netns', 'exec', node, RUNTIME_TABBY, 'install', ...flags(s), '--skip-binaries',
+      '--cluster-file', clusterSrc, '--cluster-dest', clusterDest, '--node-name', 'node-a', '--watch', '0.2', '--reconcile']);
+    let out = '';
+    watcher.stdout.on('data', (b) => (out += b));
+    watcher.stderr.on('data', (b) => (out += b));
+    try {
+      await waitFor(() => out.includes('reconcile: '), 20_000, 'the first reconcile');
+      const written = JSON.parse(fs.readFileSync(path.join(s.conf, '10-tabby.conflist'), 'utf8'));
+      expect(written.plugins[0].nodeName).toBe('node-a');
+      expect(await routes117(), out).toEqual(['blackhole 10.77.1.0/24']);
+
+      // node-b joins: the ConfigMap (here, the source file) changes, the watcher installs and reconciles.
+      fs.writeFileSync(clusterSrc, [pool, nodeA, nodeB].join('---\n'));
+      await waitFor(async () => (await routes117()).length === 2, 20_000, `node-b's route (output so far: ${out})`);
+      expect((await routes117()).sort()).toEqual(['10.77.2.0/24 192.168.77.2', 'blackhole 10.77.1.0/24']);
+      expect(fs.readFileSync(clusterDest, 'utf8')).toContain('node-b');
+    } finally {
+      watcher.kill('SIGTERM');
+      await new Promise((r) => (watcher.exitCode !== null ? r(null) : watcher.once('exit', r)));
+    }
   });
 });

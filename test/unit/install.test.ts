@@ -42,3 +42,8 @@ describe('tabby install: the conflist', () => {
 it('refuses to copy itself when it is not the single executable (node running a script)', () => {
   expect(() => selfExecutable()).toThrow(/not tabby's single executable/);
 });
+
+it('--node-name and --reconcile', () => {
+  expect(parseInstallArgs(['--conflist', '/c', '--node-name', 'node-a', '--reconcile']).opts).toMatchObject({ nodeName: 'node-a', reconcile: true });
+  expect(parseInstallArgs(['--conflist', '/c']).opts).toMatchObject({ nodeName: undefined, reconcile: false });
+});
