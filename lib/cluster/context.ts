@@ -12,7 +12,8 @@ import { hostMtu } from '../dataplane/links';
 import { applyOverlay, ApplyReport } from '../dataplane/overlay';
 import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
 import { ClusterIpam } from '../../conf/ipam';
-import { IPIP_OVERHEAD, LocalNode, OverlayPlan, planOverlay, VXLAN_OVERHEAD } from './plan';
+import { LocalNode, OverlayPlan, planOverlay } from './plan';
+import { IPIP_DEVICE, IPIP_OVERHEAD, VXLAN_DEVICE, VXLAN_OVERHEAD } from '../dataplane/devices';
 import { log } from '../log';
 
 /** One node's view of the cluster: its datastore, its identity, and keeping its overlay applied. */
@@ -124,7 +125,7 @@ export class ClusterContext {
   private async fingerprint(): Promise<string> {
     const dev = (n: string) => readFile(`/sys/class/net/${n}/ifindex`) ?? '-';
     const c = this.conf;
-    return [await this.datastore.revision(), c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev('vxlan.tabby'), dev('tunl0'), hostMtu()].join('|');
+    return [await this.datastore.revision(), c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev(VXLAN_DEVICE), dev(IPIP_DEVICE), hostMtu()].join('|');
   }
 }
 

@@ -1,5 +1,6 @@
 import { Cidr, contains, formatCidr, formatIP } from '../../ipam/addr';
 import { ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
+import { IPIP_DEVICE, IPIP_OVERHEAD, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI } from '../dataplane/devices';
 import { blocksOf, ipipTunnelAddr, poolOf, vtepMac, vxlanTunnelAddr } from './identity';
 
 /**
@@ -7,12 +8,7 @@ import { blocksOf, ipipTunnelAddr, poolOf, vtepMac, vxlanTunnelAddr } from './id
  * Every route carries the reason it exists, for `tabby plan` and `tabby status`.
  */
 
-export const VXLAN_DEVICE = 'vxlan.tabby';
-export const IPIP_DEVICE = 'tunl0';
-export const VXLAN_VNI = 4096;
-export const VXLAN_PORT = 4789;
-export const VXLAN_OVERHEAD = 50;
-export const IPIP_OVERHEAD = 20;
+export { VXLAN_DEVICE, IPIP_DEVICE, VXLAN_VNI, VXLAN_PORT, VXLAN_OVERHEAD, IPIP_OVERHEAD };
 
 export interface LocalNode {
   name: string;

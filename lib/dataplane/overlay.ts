@@ -5,6 +5,7 @@ import { IpBatch, ipJson, KernelError } from './iproute';
 import { linkExists } from './links';
 import { applyNat, NatBackend } from './nat';
 import { HOST_VETH_PREFIX } from './veth';
+import { IPIP_DEVICE, ROUTE_PROTO, VXLAN_DEVICE } from './devices';
 import type { OverlayPlan } from '../cluster/plan';
 import * as fs from 'node:fs';
 
@@ -14,8 +15,7 @@ import * as fs from 'node:fs';
  * `bridge -batch`. Every route it writes carries ROUTE_PROTO; it never touches a route without it.
  */
 
-/** The routing protocol number marking tabby's routes (not taken in iproute2's rt_protos). */
-export const ROUTE_PROTO = '117';
+export { ROUTE_PROTO };
 
 const BRIDGE_BIN = ['/usr/sbin/bridge', '/sbin/bridge', '/usr/bin/bridge'].find((p) => fs.existsSync(p)) ?? 'bridge';
 
@@ -44,13 +44,13 @@ async function show<T>(args: string[], exists: boolean): Promise<T[]> {
 export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBackend): Promise<ApplyReport> {
   const changes: string[] = [];
   const vx = plan.vxlan;
-  const vxExists = linkExists('vxlan.tabby');
-  const ipipExists = linkExists('tunl0');
+  const vxExists = linkExists(VXLAN_DEVICE);
+  const ipipExists = linkExists(IPIP_DEVICE);
   const [vxShown, routes, neighs, tunlShown] = await Promise.all([
-    show<ShownVxlan>(['-d', 'address', 'show', 'dev', 'vxlan.tabby'], vxExists),
+    show<ShownVxlan>(['-d', 'address', 'show', 'dev', VXLAN_DEVICE], vxExists),
     ipJson<ShownRoute[]>(['route', 'show', 'proto', ROUTE_PROTO]),
-    show<ShownNeigh>(['neigh', 'show', 'dev', 'vxlan.tabby'], vxExists),
-    show<ShownVxlan>(['address', 'show', 'dev', 'tunl0'], ipipExists),
+    show<ShownNeigh>(['neigh', 'show', 'dev', VXLAN_DEVICE], vxExists),
+    show<ShownVxlan>(['address', 'show', 'dev', IPIP_DEVICE], ipipExists),
   ]);
   const batch = new IpBatch();
 
@@ -78,7 +78,7 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     if (vxFresh || !cur?.flags?.includes('UP')) batch.add('link', 'set', 'dev', vx.device, 'up');
   } else if (cur) {
     vxGone = true;
-    batch.add('link', 'del', 'dev', 'vxlan.tabby');
+    batch.add('link', 'del', 'dev', VXLAN_DEVICE);
     changes.push('delete vxlan.tabby (no pool uses VXLAN)');
   }
 
@@ -99,8 +99,8 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     if (!tunl?.flags?.includes('UP')) batch.add('link', 'set', 'dev', ip4.device, 'up');
   } else if (tunl && (tunl.addr_info ?? []).length > 0) {
     // The fallback device cannot be deleted while the module is loaded: strip it and take it down.
-    batch.add('address', 'flush', 'dev', 'tunl0');
-    batch.add('link', 'set', 'dev', 'tunl0', 'down');
+    batch.add('address', 'flush', 'dev', IPIP_DEVICE);
+    batch.add('link', 'set', 'dev', IPIP_DEVICE, 'down');
     changes.push('tunl0: flushed and down (no pool uses IPIP)');
   }
 
@@ -110,13 +110,13 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     const want = plan.routes.find((r) => r.dst === s.dst);
     if (!want || !sameRoute(s, want)) {
       // a route through a device being deleted or recreated is gone already
-      if (!((vxFresh || vxGone) && s.dev === 'vxlan.tabby')) batch.add('route', 'del', ...(s.type === 'blackhole' ? ['blackhole'] : []), s.dst, 'proto', ROUTE_PROTO);
+      if (!((vxFresh || vxGone) && s.dev === VXLAN_DEVICE)) batch.add('route', 'del', ...(s.type === 'blackhole' ? ['blackhole'] : []), s.dst, 'proto', ROUTE_PROTO);
       if (!want) changes.push(`route ${s.dst}: removed`);
     }
   }
   for (const r of plan.routes) {
     const s = ours.find((x) => x.dst === r.dst);
-    if (s && sameRoute(s, r) && !(vxFresh && r.dev === 'vxlan.tabby')) continue;
+    if (s && sameRoute(s, r) && !(vxFresh && r.dev === VXLAN_DEVICE)) continue;
     batch.add('route', 'replace', ...routeLine(r));
     changes.push(`route ${r.dst} ${r.kind === 'blackhole' ? 'blackhole' : `via ${r.via} dev ${r.dev}`}`);
   }

@@ -3,6 +3,7 @@ import { CniError, Code } from '../cni/errors';
 import { IpBatch, ip, ipJson } from './iproute';
 import { linkExists } from './links';
 import { setSysctls } from './sysctl';
+import { ROUTE_PROTO } from './devices';
 
 /**
  * Calico-style pod wiring: a veth pair, the pod's addresses as /32 and /128, a link-local gateway
@@ -109,7 +110,7 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
       host.add('address', 'add', `${GATEWAY_V6}/64`, 'dev', w.hostVeth, 'nodad');
     }
     host.add('link', 'set', 'dev', w.hostVeth, 'up');
-    for (const a of w.addresses) host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link');
+    for (const a of w.addresses) host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
     host.add('link', 'show', 'dev', w.hostVeth);
     const [hostShown] = await host.run();
     const hostMac = macOf(hostShown, w.hostVeth);
@@ -124,12 +125,12 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     }
     pod.add('link', 'set', 'dev', w.ifname, 'up');
     if (w.addresses.some((a) => a.family === 4)) {
-      pod.add('route', 'add', `${GATEWAY_V4}/32`, 'dev', w.ifname, 'scope', 'link');
+      pod.add('route', 'add', `${GATEWAY_V4}/32`, 'dev', w.ifname, 'scope', 'link', 'proto', ROUTE_PROTO);
       // Proxy ARP answers for 169.254.1.1 only while the node has a route to it through another
       // device (usually its default route); a static entry keeps pods working on nodes without one.
       pod.add('neigh', 'replace', GATEWAY_V4, 'lladdr', HOST_VETH_MAC, 'dev', w.ifname, 'nud', 'permanent');
     }
-    for (const r of podRoutes(w)) pod.add('route', 'add', r.dst, 'via', r.gw, 'dev', w.ifname);
+    for (const r of podRoutes(w)) pod.add('route', 'add', r.dst, 'via', r.gw, 'dev', w.ifname, 'proto', ROUTE_PROTO);
     pod.add('link', 'show', 'dev', w.ifname);
     const [podShown] = await pod.run();
     return { hostMac, podMac: macOf(podShown, w.ifname) };
