@@ -76,15 +76,24 @@ export class DiskStore implements IpamStore {
     return out;
   }
 
-  releaseAttachment(who: Attachment): string[] {
-    const released: string[] = [];
-    for (const r of this.list()) {
-      // a legacy reservation carries no ifname: it matches on the container alone
-      if (r.containerId === who.containerId && (r.ifname === who.ifname || r.ifname === '')) {
-        if (this.release(r.ip)) released.push(r.ip);
-      }
+  reservedIps(): string[] {
+    try {
+      return fs.readdirSync(this.dir).filter(isReservationFile);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new CniError(Code.IOFailure, `cannot read IPAM directory ${this.dir}: ${(e as Error).message}`);
     }
-    return released;
+  }
+
+  holder(ip: string): Attachment | undefined {
+    let content: string;
+    try {
+      content = fs.readFileSync(path.join(this.dir, ip), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const [containerId, ifname = ''] = content.split(/\r?\n/);
+    return { containerId: containerId.trim(), ifname: ifname.trim() };
   }
 
   release(ip: string): boolean {

@@ -15,8 +15,8 @@ interface Allocation {
 }
 
 /** Picks one address in each rangeset: a requested one where it falls in the set, else the next free one. */
-function allocate(conf: IpamConf, store: IpamStore, who: Attachment, existing: Reservation[]): Allocation[] {
-  const used = new Set([...existing.map((r) => r.ip), ...conf.reserved.map(formatIP)]);
+function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: string[]): Allocation[] {
+  const used = new Set([...reserved, ...conf.reserved.map(formatIP)]);
   const requested = [...conf.requested];
   const out: Allocation[] = [];
   const take = (ip: Addr, i: number): boolean => {
@@ -59,14 +59,14 @@ const prefixOf = (set: RangeSet, ip: Addr): number => rangeSetContains(set, ip)!
 export async function ipamAdd(conf: IpamConf, who: Attachment): Promise<Result> {
   if (conf.rangeSets.length === 0) throw new CniError(Code.InvalidNetworkConfig, 'invalid config: ipam.ranges: no IP ranges specified');
   const store = storeFor(conf);
-  const allocs = await store.withLock(() => {
-    const existing = store.list();
-    const dup = existing.find((r) => r.containerId === who.containerId && r.ifname === who.ifname);
-    if (dup) {
-      throw new CniError(Code.AddressUnavailable, `${who.containerId}/${who.ifname} already holds ${dup.ip} (duplicate allocation)`);
-    }
-    return allocate(conf, store, who, existing);
-  });
+  // Only this attachment's own ADD writes reservations that name it, and a runtime never runs two
+  // operations on one attachment at once: the duplicate check reads outside the lock. Under the lock
+  // there is only a directory listing and the new files, so the lock is held for very little.
+  const dup = store.list().find((r) => held(r, who, false));
+  if (dup) {
+    throw new CniError(Code.AddressUnavailable, `${who.containerId}/${who.ifname} already holds ${dup.ip} (duplicate allocation)`);
+  }
+  const allocs = await store.withLock(() => allocate(conf, store, who, store.reservedIps()));
   log.info(`reserved ${allocs.map((a) => formatIP(a.ip)).join(', ')} in ${conf.network}`);
   return {
     ips: allocs.map(({ ip, rangeSetIndex }) => {
@@ -81,22 +81,34 @@ export async function ipamAdd(conf: IpamConf, who: Attachment): Promise<Result> 
   };
 }
 
+/** Whether reservation `r` is held by `who`; a legacy reservation (no ifname) matches on the container. */
+const held = (r: Attachment, who: Attachment, legacy = true): boolean =>
+  r.containerId === who.containerId && (r.ifname === who.ifname || (legacy && r.ifname === ''));
+
 /** IPAM DEL: releases what the attachment holds; holding nothing is success. */
 export async function ipamDel(conf: IpamConf, who: Attachment): Promise<string[]> {
   const store = storeFor(conf);
-  const released = await store.withLock(() => store.releaseAttachment(who));
+  // Found without the lock (as in ADD), then each released under it only if it is still the attachment's:
+  // someone may have released it meanwhile (`tabby ipam release`) and another ADD taken it.
+  const mine = store.list().filter((r) => held(r, who));
+  if (mine.length === 0) return [];
+  const released = await store.withLock(() =>
+    mine.filter((r) => {
+      const h = store.holder(r.ip);
+      return h !== undefined && held(h, who) && store.release(r.ip);
+    }).map((r) => r.ip),
+  );
   if (released.length) log.info(`released ${released.join(', ')} from ${conf.network}`);
   return released;
 }
 
-/** IPAM CHECK: the attachment still holds an address. */
+/** IPAM CHECK: the attachment still holds an address (a read: no lock needed). */
 export async function ipamCheck(conf: IpamConf, who: Attachment): Promise<string[]> {
-  const store = storeFor(conf);
-  const held = await store.withLock(() => store.list().filter((r) => r.containerId === who.containerId && (r.ifname === who.ifname || r.ifname === '')));
-  if (held.length === 0) {
+  const mine = storeFor(conf).list().filter((r) => held(r, who));
+  if (mine.length === 0) {
     throw new CniError(Code.CheckFailed, `IPAM: no reservation for ${who.containerId}/${who.ifname} in network ${conf.network}`);
   }
-  return held.map((r) => r.ip);
+  return mine.map((r) => r.ip);
 }
 
 export interface GcOutcome {
@@ -141,10 +153,10 @@ export async function ipamStatus(conf: IpamConf): Promise<void> {
   try {
     await store.withLock(() => {
       store.probeWritable();
-      const used = new Set([...store.list().map((r) => r.ip), ...conf.reserved.map(formatIP)]);
+      const used = new Set([...store.reservedIps(), ...conf.reserved.map(formatIP)]);
       conf.rangeSets.forEach((set) => {
         for (const ip of walkRangeSet(set, undefined)) if (!used.has(formatIP(ip))) return;
-        throw new CniError(Code.NotAvailable, `no free address in range set ${describeRangeSet(set)}`);
+        throw new CniError(Code.NotAvailable, `no free address in range set ${describeRangeSet(set)} of network ${conf.network}`);
       });
     });
   } catch (e) {

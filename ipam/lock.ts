@@ -10,10 +10,13 @@ import { log } from '../lib/log';
  * staleness to guess. Waiters do not poll: each connects to the holder and is woken when the holder's
  * socket closes (on release or at its death), then tries to bind again.
  *
- * (Measured, 100 processes released at once, 1 ms holds: all through in 1-2.5 s on a loaded 2-core
- * machine, against 2.5-2.8 s and 4-4.5 s of CPU for proper-lockfile's mkdir polling, which also kept
- * a killed holder's lock for its 5 s staleness. Handing the lock down a queue, so that one waiter wakes
- * per release, was slower still: the cost is in each process's cold start, not in the wake-ups.)
+ * Measured (2-core machine under outside load): 100 processes released at once, 1 ms holds, all
+ * through in 1-2.5 s with 1.1-1.4 s of CPU, where proper-lockfile's mkdir polling took 2.5-2.8 s and
+ * 4-4.5 s of CPU, and kept a SIGKILLed holder's lock for its 5 s staleness (now 12 ms). A FIFO
+ * hand-off (each waiter told whose socket to wait for, one wake-up per release) had a better median
+ * but far worse tails in a 500-operation storm (queued waiters lose to newcomers between hand-offs):
+ * max waits of 14-25 s against 5-15 s, so every waiter races. What keeps waits short under load is a
+ * short critical section (see ipam.ts): a holder that gets preempted holds everyone up.
  *
  * Abstract names live in a network namespace, so every tabby process that shares a data directory
  * must run in one network namespace, as CNI plugins do (the host's, or the node's). Addresses are
@@ -21,8 +24,12 @@ import { log } from '../lib/log';
  * flock(2)s `<dir>/lock` instead): each reservation file is created with O_EXCL.
  */
 
-/** How long a waiter waits for a live holder before giving up with code 11 (try again later). */
-export const DEFAULT_LOCK_TIMEOUT_MS = 20_000;
+/**
+ * How long a waiter waits before giving up with code 11 (try again later). Only a live holder that
+ * never lets go (a hung filesystem) can make it run out: a dead one is gone at once, and on a 2-core
+ * node running 120 plugin processes at once the slowest operation measured took 15 s.
+ */
+export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 export const LOCK_TIMEOUT_ENV = 'TABBY_IPAM_LOCK_TIMEOUT_MS';
 
 export function lockTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
@@ -100,6 +107,7 @@ export async function withDirLock<T>(dir: string, fn: () => T | Promise<T>, time
       throw new CniError(Code.TryAgainLater, `cannot lock IPAM store ${dir}: another process has held it for over ${timeoutMs} ms`);
     }
     const code = await waitForRelease(name, deadline);
+    log.debug(`IPAM lock: holder let go${code ? ` (${code})` : ''} after ${Date.now() - started} ms`);
     // Refused: the holder let go between our bind and connect (or has bound and not yet listened).
     // EAGAIN: its backlog is full. Both are rare and brief; a repeat gets a moment's pause.
     if (code === 'ECONNREFUSED') {

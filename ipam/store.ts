@@ -12,7 +12,8 @@ export interface Reservation extends Attachment {
 
 /**
  * Where one network's reservations live. The disk store (host-local's format) is the first;
- * everything above this interface is storage-agnostic. All methods but `withLock` expect the lock held.
+ * everything above this interface is storage-agnostic. Methods that change the store expect the lock held;
+ * reads may run without it (they see each reservation whole or not at all, or, mid-write, with no owner).
  */
 export interface IpamStore {
   withLock<T>(fn: () => T | Promise<T>): Promise<T>;
@@ -21,8 +22,10 @@ export interface IpamStore {
   lastReserved(rangeSetIndex: number): string | undefined;
   /** Every reservation; `withAge` also fills in `since`. */
   list(withAge?: boolean): Reservation[];
-  /** Releases every address `who` holds; returns them. */
-  releaseAttachment(who: Attachment): string[];
+  /** The reserved addresses alone (cheaper than `list`: no reservation is read). */
+  reservedIps(): string[];
+  /** Who holds `ip`, read afresh; undefined when nobody does. */
+  holder(ip: string): Attachment | undefined;
   release(ip: string): boolean;
   /** Throws unless reservations can be written. */
   probeWritable(): void;
