@@ -12,6 +12,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,12 +32,18 @@ const SEA_STEP = '--internal-sea-step';
 // - execArgvExtension 'none': the binary ignores NODE_OPTIONS from the host
 //   environment (a stray --require would crash it; a V8 flag would reject the
 //   code cache and slow startup).
-// - useSnapshot stays off: needs a snapshot-aware entry point, crashed with
-//   proper-lockfile/net/crypto loaded, and gained nothing when merely wrapping.
+// - useSnapshot stays off. A snapshot-aware entry (setDeserializeMainFunction,
+//   node:net and node:child_process required at run time, pure-JS SHA-1 instead
+//   of node:crypto) builds and runs, but a user snapshot replaces Node's built-in
+//   one and costs more to load: a snapshot of nothing starts ~8 ms (CPU) slower
+//   than plain node, and tabby's snapshot ran VERSION ~5 ms slower than the lazy
+//   bundle below and ADD/DEL only ~2 ms faster. A code cache made with every
+//   function compiled (not only the top level) gained ~1 ms, within the noise.
 // - no V8 flags in execArgv: --max-semi-space-size, --max-lazy, --single-threaded
 //   each measured +12 ms (apparently V8 flags reject Node's own built-in code
 //   cache) and make useCodeCache print "Code cache data rejected"; --jitless
-//   prints a warning on stderr.
+//   prints a warning on stderr. --no-rehash-snapshot saves ~3.5 ms of a bare
+//   node start, but the same rejection costs +6 ms once net/child_process load.
 const SEA_CONFIG = {
   disableExperimentalSEAWarning: true,
   useCodeCache: true,
@@ -49,6 +56,21 @@ const require = createRequire(import.meta.url);
 function size(bytes) {
   return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+// `import * as fs from 'node:fs'` makes esbuild copy every export of the builtin into a fresh
+// namespace object (its __toESM helper), once per importing file: ~2 ms of each plugin run for
+// tabby's dozen such imports. A builtin's module object serves as well, so this plugin hands esbuild
+// `import fs = require('node:fs')` instead, which it emits as a plain require. The sources stay as written.
+const BUILTIN_NAMESPACE_IMPORT = /^import \* as (\w+) from '(node:[\w/]+)';$/gm;
+const plainBuiltinImports = {
+  name: 'plain-builtin-imports',
+  setup(build) {
+    build.onLoad({ filter: /\.ts$/ }, async (args) => ({
+      contents: (await readFile(args.path, 'utf8')).replace(BUILTIN_NAMESPACE_IMPORT, "import $1 = require('$2');"),
+      loader: 'ts',
+    }));
+  },
+};
 
 async function bundle() {
   const esbuild = await import('esbuild');
@@ -63,6 +85,7 @@ async function bundle() {
     minify: true,
     sourcemap: false,
     legalComments: 'none',
+    plugins: [plainBuiltinImports],
     logLevel: 'warning',
   });
   const ms = performance.now() - t0;

@@ -4,14 +4,14 @@ import { parseIpamConf } from '../conf/ipam';
 import { parseNetConf, validAttachments } from '../conf/netconf';
 import { gcError, ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../ipam/ipam';
 import { Attachment } from '../ipam/store';
-import { ClusterContext } from '../lib/cluster/context';
 
 /** `tabby-ipam`: the same IPAM, as a standalone plugin that other plugins delegate to. */
 
 async function load(req: Request) {
   const conf = parseNetConf(req.config, req.cniVersion);
   log.configure({ file: conf.logFile, level: conf.logLevel });
-  const blocks = conf.cluster ? await new ClusterContext(conf.cluster).ipam() : undefined;
+  // the cluster code is loaded only for a config with a `cluster` file
+  const blocks = conf.cluster ? await new (await import('../lib/cluster/context')).ClusterContext(conf.cluster).ipam() : undefined;
   return parseIpamConf(req.config, req.env, blocks);
 }
 

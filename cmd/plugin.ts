@@ -3,15 +3,21 @@ import { CniError, Code } from '../lib/cni/errors';
 import { Plugin, Request } from '../lib/cni/skel';
 import { appendResult, Result } from '../lib/cni/result';
 import { log } from '../lib/log';
-import { NetConf, parseNetConf, validAttachments, validMtu } from '../conf/netconf';
+import { ClusterConf, NetConf, parseNetConf, validAttachments, validMtu } from '../conf/netconf';
 import { ipamClient } from '../ipam/client';
 import { hostMtu } from '../lib/dataplane/links';
 import { hostVethName, PodAddress, PodWiring, WiredPod, gatewayFor, podRoutes, unwirePod, wirePod } from '../lib/dataplane/veth';
-import { ClusterContext } from '../lib/cluster/context';
+import type { ClusterContext } from '../lib/cluster/context';
 import { checkPod } from './check';
 import { collectGarbage } from './gc';
 
 /** The `tabby` interface plugin: reads like ptp, wires like Calico. */
+
+/** The cluster code (datastore, overlay, NAT) is loaded only for a config with a `cluster` file. */
+async function clusterContext(conf: ClusterConf): Promise<ClusterContext> {
+  const { ClusterContext } = await import('../lib/cluster/context');
+  return new ClusterContext(conf);
+}
 
 function loadConf(req: Request): NetConf {
   const conf = parseNetConf(req.config, req.cniVersion);
@@ -63,7 +69,7 @@ export const tabbyPlugin: Plugin = {
   async add(req) {
     const conf = loadConf(req);
     requireNetns(req.env.netns);
-    const cluster = conf.cluster && new ClusterContext(conf.cluster);
+    const cluster = conf.cluster && (await clusterContext(conf.cluster));
     // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
     if (cluster) await cluster.ensure();
     const ipam = ipamClient(req, conf.ipamType, cluster ? await cluster.ipam() : undefined);
@@ -106,7 +112,7 @@ export const tabbyPlugin: Plugin = {
     let blocks;
     if (conf.cluster) {
       try {
-        blocks = await new ClusterContext(conf.cluster).ipam();
+        blocks = await (await clusterContext(conf.cluster)).ipam();
       } catch (e) {
         throw new CniError(Code.NotAvailable, `cluster datastore unusable: ${(e as Error).message}`);
       }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha1 } from '../sha1';
 import { Addr, Cidr, contains, formatIP, networkOf, offset, parseCidr, parseIP } from '../../ipam/addr';
 import { BlockAffinity, ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
 
@@ -6,7 +6,7 @@ import { BlockAffinity, ClusterResources, IPPool, NodeRecord } from '../../conf/
 
 /** Calico's derivation: 0x66 (locally administered, unicast) and the first five bytes of sha1(node name). */
 export function vtepMacFor(nodeName: string): string {
-  const h = createHash('sha1').update(nodeName).digest();
+  const h = sha1(nodeName);
   return [0x66, ...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 

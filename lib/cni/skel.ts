@@ -61,8 +61,11 @@ function emit(obj: unknown): void {
   fs.writeSync(1, JSON.stringify(obj) + '\n');
 }
 
-/** Runs one CNI command against `plugin`; returns the exit code. */
-export async function runPlugin(plugin: Plugin, envVars: NodeJS.ProcessEnv = process.env): Promise<number> {
+/**
+ * Runs one CNI command against `plugin`; returns the exit code. `plugin` may be a loader, called
+ * only for a command other than VERSION (each run is a fresh process: VERSION then loads nothing more).
+ */
+export async function runPlugin(plugin: Plugin | (() => Promise<Plugin>), envVars: NodeJS.ProcessEnv = process.env): Promise<number> {
   let cniVersion = CURRENT_VERSION;
   try {
     const env = readEnv(envVars);
@@ -77,17 +80,18 @@ export async function runPlugin(plugin: Plugin, envVars: NodeJS.ProcessEnv = pro
     cniVersion = parsed.cniVersion;
     requireCommandVersion(env.command, cniVersion);
     const req: Request = { env, cniVersion, config: parsed.config, stdin };
+    const p = typeof plugin === 'function' ? await plugin() : plugin;
     log.configure({ context: `${env.command} ${env.containerId || '-'}/${env.ifname || '-'}` });
     switch (env.command) {
       case 'ADD': {
-        const result = await plugin.add(req);
+        const result = await p.add(req);
         emit(toVersion(result, cniVersion));
         break;
       }
-      case 'DEL': await plugin.del(req); break;
-      case 'CHECK': await plugin.check(req); break;
-      case 'GC': await plugin.gc(req); break;
-      case 'STATUS': await plugin.status(req); break;
+      case 'DEL': await p.del(req); break;
+      case 'CHECK': await p.check(req); break;
+      case 'GC': await p.gc(req); break;
+      case 'STATUS': await p.status(req); break;
     }
     return 0;
   } catch (e) {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha1Hex } from '../sha1';
 import { CniError, Code } from '../cni/errors';
 import { IpBatch, ip, ipJson } from './iproute';
 import { linkExists } from './links';
@@ -23,7 +23,7 @@ export const GATEWAY_V6 = 'fe80::ecee:eeff:feee:eeee';
  * the attachment's identity, and two interfaces of one pod never collide.
  */
 export function hostVethName(containerId: string, ifname: string): string {
-  return HOST_VETH_PREFIX + createHash('sha1').update(`${containerId}/${ifname}`).digest('hex').slice(0, 12);
+  return HOST_VETH_PREFIX + sha1Hex(`${containerId}/${ifname}`).slice(0, 12);
 }
 
 export interface PodAddress {
