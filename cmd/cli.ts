@@ -3,6 +3,7 @@ import { SUPPORTED_VERSIONS } from '../lib/cni/version';
 import { CliCommand, UsageError } from './cli-command';
 import { planCommand, reconcileCommand, statusCommand } from './cluster-cli';
 import { installCommand } from './install';
+import { ipamCommand } from './ipam-cli';
 
 /** tabby without CNI_COMMAND: a small command line for people. Each command registers itself below. */
 
@@ -28,7 +29,7 @@ const help: CliCommand = {
   },
 };
 
-export const COMMANDS: Record<string, CliCommand> = { version, help, plan: planCommand, reconcile: reconcileCommand, status: statusCommand, install: installCommand };
+export const COMMANDS: Record<string, CliCommand> = { version, help, plan: planCommand, reconcile: reconcileCommand, status: statusCommand, install: installCommand, ipam: ipamCommand };
 
 function helpText(): string {
   const lines = Object.values(COMMANDS).flatMap((c) => c.usage.map((u) => `  tabby ${u}`));

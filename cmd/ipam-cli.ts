@@ -1,0 +1,177 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CliCommand, flagValue, UsageError } from './cli-command';
+import { DEFAULT_DATA_DIR } from '../conf/ipam';
+import { formatIP, parseIP } from '../ipam/addr';
+import { DiskStore } from '../ipam/disk-store';
+import { Reservation } from '../ipam/store';
+import { hostVethName, listHostVeths } from '../lib/dataplane/veth';
+
+/**
+ * `tabby ipam list|release|check`: the reservations in a data directory (host-local's format, so
+ * host-local's own show up too), for people (clear text) and scripts (--json).
+ */
+
+interface Opts {
+  dataDir: string;
+  network?: string;
+  json: boolean;
+  positional: string[];
+}
+
+function parseOpts(args: string[]): Opts {
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--network' || a === '--data-dir') i++;
+    else if (a === '--json') continue;
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  const dataDir = flagValue(args, '--data-dir') ?? DEFAULT_DATA_DIR;
+  if (!path.isAbsolute(dataDir)) throw new UsageError(`--data-dir must be an absolute path, got "${dataDir}"`);
+  return { dataDir, network: flagValue(args, '--network'), json: args.includes('--json'), positional };
+}
+
+/** The networks of a data directory: each subdirectory is one. */
+function networks(o: Opts): string[] {
+  if (o.network !== undefined) return [o.network];
+  try {
+    return fs.readdirSync(o.dataDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new Error(`cannot read data directory ${o.dataDir}: ${(e as Error).message}`);
+  }
+}
+
+interface Row extends Reservation {
+  network: string;
+}
+
+const ipOrder = (a: string, b: string): number => {
+  const [x, y] = [parseIP(a), parseIP(b)];
+  if (!x || !y) return a.localeCompare(b);
+  return x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
+};
+
+function reservations(o: Opts): Row[] {
+  return networks(o).flatMap((network) =>
+    new DiskStore(o.dataDir, network).list(true).map((r) => ({ network, ...r })).sort((a, b) => ipOrder(a.ip, b.ip)),
+  );
+}
+
+/** "42s", "3m12s", "2h05m", "3d04h". */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const two = (n: number) => String(n).padStart(2, '0');
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86400)}d${two(Math.floor((s % 86400) / 3600))}h`;
+}
+
+const now = () => Date.now();
+
+function toJson(r: Row, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    network: r.network,
+    ip: r.ip,
+    containerId: r.containerId,
+    ifname: r.ifname,
+    ...(r.since !== undefined ? { since: new Date(r.since).toISOString(), ageSeconds: Math.floor((now() - r.since) / 1000) } : {}),
+    ...extra,
+  };
+}
+
+function table(rows: string[][]): string {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+const HEADER = ['NETWORK', 'IP', 'CONTAINER', 'INTERFACE', 'AGE'];
+const cells = (r: Row): string[] => [r.network, r.ip, r.containerId || '-', r.ifname || '-', r.since !== undefined ? formatAge(now() - r.since) : '-'];
+const where = (o: Opts): string => (o.network !== undefined ? `network ${o.network} of ${o.dataDir}` : o.dataDir);
+
+function list(o: Opts): number {
+  if (o.positional.length) throw new UsageError(`ipam list takes no arguments, got "${o.positional[0]}"`);
+  const rows = reservations(o);
+  if (o.json) process.stdout.write(JSON.stringify(rows.map((r) => toJson(r))) + '\n');
+  else if (rows.length === 0) process.stdout.write(`no reservations in ${where(o)}\n`);
+  else process.stdout.write(table([HEADER, ...rows.map(cells)]));
+  return 0;
+}
+
+async function release(o: Opts): Promise<number> {
+  if (o.positional.length !== 1) throw new UsageError('ipam release takes one IP address');
+  const addr = parseIP(o.positional[0]);
+  if (!addr) throw new UsageError(`"${o.positional[0]}" is not an IP address`);
+  const ip = formatIP(addr); // host-local's file name for it
+  const holders = networks(o).filter((n) => fs.existsSync(path.join(o.dataDir, n, ip)));
+  if (holders.length === 0) throw new Error(`${ip} is not reserved in ${where(o)}`);
+  if (holders.length > 1) throw new Error(`${ip} is reserved in networks ${holders.join(', ')}: say which with --network`);
+  const network = holders[0];
+  const store = new DiskStore(o.dataDir, network);
+  const gone = await store.withLock(() => {
+    const r = store.list(true).find((x) => x.ip === ip);
+    return r && store.release(ip) ? { network, ...r } : undefined;
+  });
+  if (!gone) throw new Error(`${ip} is not reserved in network ${network} of ${o.dataDir} (released meanwhile)`);
+  const veth = gone.ifname ? hostVethName(gone.containerId, gone.ifname) : undefined;
+  const live = veth !== undefined && (await listHostVeths()).some((v) => v.name === veth);
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ released: toJson(gone, veth ? { hostVeth: veth, hostVethExists: live } : {}) }) + '\n');
+  } else {
+    process.stdout.write(`released ${ip} (container ${gone.containerId || '-'}, interface ${gone.ifname || '-'}) in network ${network}\n`);
+  }
+  if (live) process.stderr.write(`warning: host veth ${veth} of ${gone.containerId}/${gone.ifname} still exists: its pod may still use ${ip}\n`);
+  return 0;
+}
+
+/** Reservations whose container is gone: no host veth for the attachment in this network namespace. */
+async function check(o: Opts): Promise<number> {
+  if (o.positional.length) throw new UsageError(`ipam check takes no arguments, got "${o.positional[0]}"`);
+  const rows = reservations(o);
+  const veths = new Set((await listHostVeths()).map((v) => v.name));
+  const judged = rows.map((r) => {
+    const veth = r.ifname ? hostVethName(r.containerId, r.ifname) : undefined;
+    return { r, veth, gone: veth !== undefined && !veths.has(veth) };
+  });
+  const gone = judged.filter((j) => j.gone);
+  const unknown = judged.filter((j) => j.veth === undefined);
+  if (o.json) {
+    process.stdout.write(JSON.stringify({
+      checked: rows.length,
+      gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
+      unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
+    }) + '\n');
+  } else {
+    const out: string[] = [];
+    if (gone.length === 0) out.push(`${rows.length} reservation(s) in ${where(o)}, none whose container is gone\n`);
+    else {
+      out.push(`${gone.length} of ${rows.length} reservation(s) in ${where(o)} belong to containers that are gone (no host veth):\n`);
+      out.push(table([[...HEADER, 'HOST VETH'], ...gone.map((j) => [...cells(j.r), j.veth!])]));
+      out.push('release them with `tabby ipam release IP --network N`, or have the runtime run CNI GC\n');
+    }
+    for (const j of unknown) out.push(`cannot tell: ${j.r.ip} in ${j.r.network} (container ${j.r.containerId || '-'}) names no interface\n`);
+    process.stdout.write(out.join(''));
+  }
+  return gone.length ? 1 : 0;
+}
+
+export const ipamCommand: CliCommand = {
+  usage: [
+    'ipam list [--network N] [--data-dir D] [--json]  reservations: network, IP, container, interface, age',
+    'ipam release IP [--network N] [--data-dir D] [--json]  release one reservation, under the IPAM lock',
+    'ipam check [--network N] [--data-dir D] [--json]  reservations whose container is gone (no host veth); exit 1 if any',
+  ],
+  async run(args) {
+    const [sub, ...rest] = args;
+    const o = parseOpts(rest);
+    switch (sub) {
+      case 'list': return list(o);
+      case 'release': return release(o);
+      case 'check': return check(o);
+      default: throw new UsageError(sub ? `unknown ipam command "${sub}"` : 'ipam needs a command: list, release or check');
+    }
+  },
+};
