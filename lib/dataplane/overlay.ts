@@ -84,6 +84,7 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
 
   // IPIP: tunl0 is the ipip module's fallback device; creating it loads the module where it can be loaded.
   const tunl = tunlShown[0];
+  let tunlDown = false; // taken down by this batch: the kernel drops the routes through it
   if (plan.ipip) {
     const ip4 = plan.ipip;
     if (!tunl) {
@@ -101,6 +102,7 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     // The fallback device cannot be deleted while the module is loaded: strip it and take it down.
     batch.add('address', 'flush', 'dev', IPIP_DEVICE);
     batch.add('link', 'set', 'dev', IPIP_DEVICE, 'down');
+    tunlDown = true;
     changes.push('tunl0: flushed and down (no pool uses IPIP)');
   }
 
@@ -109,8 +111,9 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
   for (const s of ours) {
     const want = plan.routes.find((r) => r.dst === s.dst);
     if (!want || !sameRoute(s, want)) {
-      // a route through a device being deleted or recreated is gone already
-      if (!((vxFresh || vxGone) && s.dev === VXLAN_DEVICE)) batch.add('route', 'del', ...(s.type === 'blackhole' ? ['blackhole'] : []), s.dst, 'proto', ROUTE_PROTO);
+      // a route through a device being deleted, recreated or taken down is gone already
+      const gone = ((vxFresh || vxGone) && s.dev === VXLAN_DEVICE) || (tunlDown && s.dev === IPIP_DEVICE);
+      if (!gone) batch.add('route', 'del', ...(s.type === 'blackhole' ? ['blackhole'] : []), s.dst, 'proto', ROUTE_PROTO);
       if (!want) changes.push(`route ${s.dst}: removed`);
     }
   }
