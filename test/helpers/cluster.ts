@@ -19,8 +19,36 @@ export interface SimNode {
   ns: string;
   ip: string;
   prefix: number;
+  /** Its block of the pool (clusterYaml gives node i 10.244.i.0/24). */
+  block: string;
   conflist: string;
 }
+
+/** Packets a node sent out of its underlay interface towards one peer node, by kind (see SimCluster.countUnderlay). */
+export interface UnderlayCount {
+  /** IP protocol 4 (IPIP) to the peer's node address. */
+  ipip: number;
+  /** UDP to port 4789 (VXLAN) of the peer's node address. */
+  vxlan: number;
+  /** Pod packets, not encapsulated, to an address of the peer's block. */
+  plain: number;
+}
+
+/** What a ping running across an action saw (SimCluster.pingDuring). Times are ms since the epoch. */
+export interface PingSpan<T> {
+  value: T;
+  sent: number;
+  received: number;
+  /** When each reply arrived (ping -D). */
+  replies: number[];
+  /** The action ran from `start` to `end`; pinging began before and went on after. */
+  start: number;
+  end: number;
+}
+
+/** The test's own nftables table in each node, counting underlay packets per peer (never tabby's table). */
+const UNDERLAY_TABLE = 'tabby-test-underlay';
+const NFT = '/usr/sbin/nft';
 
 export interface Pod {
   name: string;
@@ -106,40 +134,58 @@ export class SimCluster {
     return name;
   }
 
-  /** A veth between two namespaces, with an optional address on each end. */
-  private async wire(a: string, aIf: string, aAddr: string | undefined, b: string, bIf: string, bAddr: string | undefined): Promise<void> {
-    await mustIp(a, 'link', 'add', aIf, 'type', 'veth', 'peer', 'name', bIf, 'netns', b);
-    if (aAddr) await mustIp(a, 'address', 'add', aAddr, 'dev', aIf);
-    if (bAddr) await mustIp(b, 'address', 'add', bAddr, 'dev', bIf);
-    await mustIp(a, 'link', 'set', aIf, 'up');
-    await mustIp(b, 'link', 'set', bIf, 'up');
+  /**
+   * Runs `ip [-n ns] -batch -` over `lines`: one process for many changes (each `ip` costs 0.1-0.2 s in the
+   * qemu guest). Throws with ip's stderr, which names the failing line.
+   */
+  private async ipBatch(ns: string | undefined, lines: string[][]): Promise<void> {
+    const argv = [...(ns ? ['-n', ns] : []), '-batch', '-'];
+    const r = await run('/usr/sbin/ip', argv, { input: lines.map((l) => l.join(' ')).join('\n') + '\n' });
+    if (r.code !== 0) throw new Error(`ip ${argv.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
   }
 
   private async build(): Promise<void> {
-    await this.netns(this.sw);
-    await mustIp(this.sw, 'link', 'add', 'br0', 'type', 'bridge');
-    await mustIp(this.sw, 'link', 'set', 'br0', 'up');
-    await this.netns(this.router);
-    await this.netns(this.external);
-    // router: lan leg on the switch, far leg to node-c, and the external host
-    await this.wire(this.sw, 'p-rt', undefined, this.router, 'lan0', '192.168.10.1/24');
-    await mustIp(this.sw, 'link', 'set', 'p-rt', 'master', 'br0');
-    await this.wire(this.router, 'ext0', '203.0.113.1/24', this.external, 'eth0', `${EXTERNAL_IP}/24`);
-    await mustIp(this.external, 'address', 'add', `${OTHER_POOL_IP}/32`, 'dev', 'lo');
-    await mustIp(this.external, 'route', 'add', '192.168.0.0/16', 'via', '203.0.113.1');
-    await mustIp(this.router, 'route', 'add', '10.10.0.0/16', 'via', EXTERNAL_IP);
-    await nsExec(this.router, '/usr/sbin/sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    for (const spec of NODE_SPECS) {
-      const ns = await this.netns(`${this.tag}-${spec.name}`);
-      if (spec.subnet === 'lan') {
+    const nodeNs = (spec: (typeof NODE_SPECS)[number]): string => `${this.tag}-${spec.name}`;
+    const all = [this.sw, this.router, this.external, ...NODE_SPECS.map(nodeNs)];
+    this.namespaces.push(...all); // first: destroy() removes whatever part of them exists
+    await this.ipBatch(undefined, all.map((n) => ['netns', 'add', n]));
+    const lo = ['link', 'set', 'lo', 'up'];
+    // A veth from `ns` (this end: its name and address) to another namespace (that end configured there).
+    const veth = (name: string, addr: string | undefined, peerNs: string, peerName: string): string[][] => [
+      ['link', 'add', name, 'type', 'veth', 'peer', 'name', peerName, 'netns', peerNs],
+      ...(addr ? [['address', 'add', addr, 'dev', name]] : []),
+      ['link', 'set', name, 'up'],
+    ];
+    const lan = NODE_SPECS.filter((s) => s.subnet === 'lan');
+    const far = NODE_SPECS.find((s) => s.subnet === 'far')!;
+    // The switch: a bridge whose ports are the router's lan leg and the lan nodes' eth0.
+    await this.ipBatch(this.sw, [
+      lo, ['link', 'add', 'br0', 'type', 'bridge'], ['link', 'set', 'br0', 'up'],
+      ...veth('p-rt', undefined, this.router, 'lan0'), ['link', 'set', 'p-rt', 'master', 'br0'],
+      ...lan.flatMap((spec) => {
         const port = `p-${spec.name.slice(-1)}`;
-        await this.wire(this.sw, port, undefined, ns, 'eth0', `${spec.ip}/24`);
-        await mustIp(this.sw, 'link', 'set', port, 'master', 'br0');
-        await mustIp(ns, 'route', 'add', 'default', 'via', '192.168.10.1');
-      } else {
-        await this.wire(this.router, 'far0', '192.168.20.1/24', ns, 'eth0', `${spec.ip}/24`);
-        await mustIp(ns, 'route', 'add', 'default', 'via', '192.168.20.1');
-      }
+        return [...veth(port, undefined, nodeNs(spec), 'eth0'), ['link', 'set', port, 'master', 'br0']];
+      }),
+    ]);
+    // The router: lan leg on the switch, far leg to node-c, and the external host (which also holds an
+    // address of another pool, routed to it).
+    await this.ipBatch(this.router, [
+      lo, ['address', 'add', '192.168.10.1/24', 'dev', 'lan0'], ['link', 'set', 'lan0', 'up'],
+      ...veth('ext0', '203.0.113.1/24', this.external, 'eth0'),
+      ...veth('far0', '192.168.20.1/24', nodeNs(far), 'eth0'),
+      ['route', 'add', '10.10.0.0/16', 'via', EXTERNAL_IP],
+    ]);
+    await nsExec(this.router, '/usr/sbin/sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    await this.ipBatch(this.external, [
+      lo, ['address', 'add', `${EXTERNAL_IP}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'],
+      ['address', 'add', `${OTHER_POOL_IP}/32`, 'dev', 'lo'], ['route', 'add', '192.168.0.0/16', 'via', '203.0.113.1'],
+    ]);
+    for (const spec of NODE_SPECS) {
+      const ns = nodeNs(spec);
+      await this.ipBatch(ns, [
+        lo, ['address', 'add', `${spec.ip}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'],
+        ['route', 'add', 'default', 'via', spec.subnet === 'lan' ? '192.168.10.1' : '192.168.20.1'],
+      ]);
       const conflist = path.join(this.dir, `${spec.name}.conflist`);
       fs.writeFileSync(conflist, JSON.stringify({
         cniVersion: '1.1.0',
@@ -155,7 +201,8 @@ export class SimCluster {
           ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, spec.name, 'ipam') },
         }],
       }, null, 2));
-      this.nodes.push({ name: spec.name, ns, ip: spec.ip, prefix: 24, conflist });
+      const block = `10.244.${NODE_SPECS.indexOf(spec) + 1}.0/24`;
+      this.nodes.push({ name: spec.name, ns, ip: spec.ip, prefix: 24, block, conflist });
     }
   }
 
@@ -285,15 +332,75 @@ export class SimCluster {
     return ipJson(node.ns, ['route', 'show', 'proto', '117']);
   }
 
-  /** Pings every `intervalS` for `seconds`; resolves with how many were sent and answered. */
-  async pingFor(fromNs: string, dst: string, intervalS: number, seconds: number): Promise<{ sent: number; received: number }> {
-    const r = await nsExec(fromNs, '/usr/bin/ping', ['-4', '-n', '-q', '-i', String(intervalS), '-w', String(seconds), dst], { timeoutMs: (seconds + 10) * 1000 });
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
-    return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+  /**
+   * Pings `dst` from `fromNs` every `intervalS` (timestamped replies) from `leadMs` before `action` starts
+   * until `settleMs` after it ends, so the replies show how long connectivity was lost while it ran.
+   */
+  async pingDuring<T>(fromNs: string, dst: string, intervalS: number, action: () => Promise<T>, leadMs = 1000, settleMs = 1000): Promise<PingSpan<T>> {
+    // `ip netns exec` execs ping itself, so the signal below reaches ping, which then prints its summary.
+    const child = spawn('/usr/sbin/ip', ['netns', 'exec', fromNs, '/usr/bin/ping', '-4', '-n', '-D', '-i', String(intervalS), dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.servers.push(child);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const closed = new Promise<void>((res) => child.on('close', () => res()));
+    const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+    try {
+      await sleep(leadMs);
+      const start = Date.now();
+      const value = await action();
+      const end = Date.now();
+      await sleep(settleMs);
+      child.kill('SIGINT');
+      await Promise.race([closed, sleep(5000)]);
+      const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=/gm)].map((m) => Math.round(Number(m[1]) * 1000));
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      return { value, sent: Number(m?.[1] ?? NaN), received: Number(m?.[2] ?? replies.length), replies, start, end };
+    } finally {
+      child.kill('SIGKILL');
+    }
   }
 
+  /**
+   * (Re)installs, in every node, a table of the test's own counting what leaves eth0 towards each other
+   * node: IPIP (protocol 4) and VXLAN (UDP 4789) packets to its address, and plain packets to its block.
+   * The kernel's counters, on the underlay itself: what encapsulation a path really used.
+   */
+  async countUnderlay(): Promise<void> {
+    for (const n of this.nodes) {
+      const rules = this.nodes.filter((p) => p !== n).flatMap((p) => [
+        `oifname "eth0" ip daddr ${p.ip} ip protocol 4 counter comment "ipip ${p.name}"`,
+        `oifname "eth0" ip daddr ${p.ip} udp dport 4789 counter comment "vxlan ${p.name}"`,
+        `oifname "eth0" ip daddr ${p.block} counter comment "plain ${p.name}"`,
+      ]);
+      const text = [
+        `table ip ${UNDERLAY_TABLE}`, `delete table ip ${UNDERLAY_TABLE}`,
+        `table ip ${UNDERLAY_TABLE} {`, '  chain out {', '    type filter hook postrouting priority 300; policy accept;',
+        ...rules.map((r) => `    ${r}`), '  }', '}', '',
+      ].join('\n');
+      const r = await nsExec(n.ns, NFT, ['-f', '-'], { input: text });
+      if (r.code !== 0) throw new Error(`nft -f in ${n.name}: exit ${r.code}: ${r.stderr.trim()}`);
+    }
+  }
+
+  /** The counts of countUnderlay since it last ran: peer name -> packets node sent it, by kind. */
+  async underlayCounts(node: SimNode): Promise<Map<string, UnderlayCount>> {
+    const r = await nsExec(node.ns, NFT, ['-j', 'list', 'table', 'ip', UNDERLAY_TABLE]);
+    if (r.code !== 0) throw new Error(`nft list in ${node.name}: exit ${r.code}: ${r.stderr.trim()}`);
+    const counts = new Map<string, UnderlayCount>();
+    for (const item of JSON.parse(r.stdout).nftables as { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[]) {
+      const [kind, peer] = item.rule?.comment?.split(' ') ?? [];
+      const packets = item.rule?.expr.find((e) => e.counter)?.counter?.packets;
+      if (!peer || packets === undefined) continue;
+      const c = counts.get(peer) ?? { ipip: 0, vxlan: 0, plain: 0 };
+      c[kind as keyof UnderlayCount] = packets;
+      counts.set(peer, c);
+    }
+    return counts;
+  }
+
+  /** Lists the links rather than asking for one by name: a missing name would make the kernel try to load a module for it. */
   async linkExists(node: SimNode, dev: string): Promise<boolean> {
-    return (await nsExec(node.ns, '/usr/sbin/ip', ['link', 'show', 'dev', dev])).code === 0;
+    return (await ipJson<{ ifname: string }[]>(node.ns, ['link', 'show'])).some((l) => l.ifname === dev);
   }
 
   /** Whether a link is up and how many IPv4 addresses it has; undefined when it does not exist. */

@@ -7,7 +7,7 @@ import { Check, Encap, encapSwitchScenario, Mode, nodeRemovalScenario, poolModeS
  * Runs multi-node scenarios (test/helpers/scenarios.ts) outside vitest, for the qemu guest:
  *   node multinode-runner.js TABBY_BIN SCENARIO...
  * SCENARIO is pool:<vxlan|ipip>:<Always|CrossSubnet|Never>[:nonat], removal:<vxlan|ipip> or switch.
- * Prints one JSON line per check, {"scenario","name","ok","detail"}, and appends them to $TABBY_RESULTS
+ * Prints one JSON line per check, {"scenario","name","ok","detail","ms"}, and appends them to $TABBY_RESULTS
  * when set. Exits 0 when every check passed.
  */
 
@@ -22,7 +22,9 @@ async function runOne(c: SimCluster, spec: string): Promise<Check[]> {
 async function main(): Promise<number> {
   const [bin, ...specs] = process.argv.slice(2);
   const tabby = bin.endsWith('.js') ? [process.execPath, path.resolve(bin)] : [path.resolve(bin)];
+  const t0 = Date.now();
   const c = await SimCluster.create(tabby);
+  console.error(`multinode: cluster built in ${Date.now() - t0} ms`);
   let ok = true;
   try {
     for (const spec of specs) {
@@ -33,7 +35,7 @@ async function main(): Promise<number> {
         checks = [{ name: 'scenario ran to the end', ok: false, detail: (e as Error).stack ?? String(e) }];
       }
       for (const ch of checks) {
-        const line = JSON.stringify({ scenario: spec, name: ch.name, ok: ch.ok, detail: ch.detail });
+        const line = JSON.stringify({ scenario: spec, name: ch.name, ok: ch.ok, detail: ch.detail, ms: ch.ms });
         console.log(line);
         if (process.env.TABBY_RESULTS) fs.appendFileSync(process.env.TABBY_RESULTS, line + '\n');
         ok &&= ch.ok;

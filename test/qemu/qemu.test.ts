@@ -5,8 +5,14 @@ import { DEFAULT_TIMEOUT_MS, GuestRun, runScenarios, scenarioProblems } from './
  * One boot of the Debian kernel under qemu runs every scenario below (batching: a boot costs tens of
  * seconds under software emulation). TABBY_QEMU_SCENARIOS="a b" runs only those; TABBY_QEMU_VERBOSE=1
  * streams the guest's console.
+ *
+ * The multi-node ones run test/helpers/scenarios.ts on three simulated nodes in the guest (whose kernel has
+ * ipip): vxlan-control (VXLAN Always, the control run), ipip-pools (IPIP Always and CrossSubnet with
+ * natOutgoing, node removal) and encap-switch (VXLAN -> IPIP -> VXLAN with `tabby reconcile`, measuring the
+ * disruption, printed below).
  */
-const SCENARIOS = process.env.TABBY_QEMU_SCENARIOS?.split(/[\s,]+/).filter(Boolean) ?? ['smoke', 'veth-ping'];
+const SCENARIOS = process.env.TABBY_QEMU_SCENARIOS?.split(/[\s,]+/).filter(Boolean) ??
+  ['smoke', 'veth-ping', 'vxlan-control', 'ipip-pools', 'encap-switch'];
 /** Fails on purpose, in the same boot: proves that failures come back as failures. */
 const SELFTEST = 'selftest-failing';
 const TIMEOUT_MS = Number(process.env.TABBY_QEMU_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS;
@@ -28,6 +34,7 @@ beforeAll(async () => {
         s.assertions.map((a) => `\n    ${a.ok ? 'ok  ' : 'FAIL'} ${a.name} (${secs(a.ms)})`).join(''),
     ),
   ];
+  for (const a of run.scenarios.flatMap((s) => s.assertions).filter((x) => /: disruption$/.test(x.name))) lines.push(`  ${a.name}: ${a.detail}`);
   if (run.keptDir) lines.push(`  guest logs kept in ${run.keptDir}/job`);
   console.log(lines.join('\n'));
 }, TIMEOUT_MS + 60_000);

@@ -1,6 +1,10 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { disruption } from '../helpers/scenarios';
 import { cpioNewc } from '../qemu/cpio';
-import { scenarioProblems } from '../qemu/harness';
+import { buildGuestBundles, GUEST_BUNDLES, scenarioProblems } from '../qemu/harness';
 
 /** Reads a newc archive back: name, mode, rdev and data of each entry, checking the 4-byte alignment. */
 function readNewc(buf: Buffer): { name: string; mode: number; rdev: [number, number]; data: string }[] {
@@ -58,5 +62,36 @@ describe('scenarioProblems', () => {
   it('fails a scenario that reports nothing, or never finished', () => {
     expect(scenarioProblems({ name: 's', rc: 0, assertions: [], log: '' })).toEqual(['s reported no results']);
     expect(scenarioProblems({ name: 's', assertions: [a('x', true)], log: '' })).toEqual(['s did not finish']);
+  });
+});
+
+describe('buildGuestBundles', () => {
+  it('bundles the multi-node runner into one file for the guest\'s Node 20', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-bundle-'));
+    try {
+      buildGuestBundles(dir);
+      expect(Object.keys(GUEST_BUNDLES)).toContain('multinode.js');
+      const js = fs.readFileSync(path.join(dir, 'multinode.js'), 'utf8');
+      expect(js).toContain('multinode-runner'); // esbuild names the bundled modules
+      expect(js).not.toMatch(/^import |require\(["']\.\.?\//m); // nothing left to load from the repo
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('fails with the entry point named when it cannot bundle', () => {
+    expect(() => buildGuestBundles(os.tmpdir(), { 'x.js': 'test/qemu/no-such-file.ts' })).toThrow(/cannot bundle test\/qemu\/no-such-file\.ts/);
+  });
+});
+
+describe('disruption', () => {
+  const span = (replies: number[], start: number, end: number) => ({ value: undefined, sent: 0, received: replies.length, replies, start, end });
+  it('is the longest gap between replies once the action started, with the gap before it as a baseline', () => {
+    expect(disruption(span([0, 20, 45, 60, 80, 900, 920, 940], 70, 850))).toEqual({ gapMs: 820, baselineMs: 25 });
+  });
+  it('counts from the start of the action when no reply came between its start and the first one', () => {
+    expect(disruption(span([500, 520], 100, 450))).toEqual({ gapMs: 400, baselineMs: 0 });
+  });
+  it('is undefined when no reply came after the action ended: the ping did not span it', () => {
+    expect(disruption(span([0, 20, 40], 30, 100))).toBeUndefined();
   });
 });

@@ -58,3 +58,23 @@ check() {
 $out}"
   fi
 }
+
+# load_modules MOD...   modprobe each (one assertion for all: which failed, if any). Most would load
+# on demand anyway; loading them up front makes a missing one a clear failure instead of a side effect.
+load_modules() {
+  local m failed=()
+  for m in "$@"; do modprobe "$m" 2>&1 || failed+=("$m"); done
+  if [ ${#failed[@]} -eq 0 ]; then result "modprobe $*" true; else result "modprobe $*" false "failed: ${failed[*]}"; fi
+}
+
+# multinode SPEC...   runs the multi-node scenarios (test/helpers/scenarios.ts through
+# test/qemu/multinode-runner.ts, bundled by the host into $TABBY_JOB/multinode.js) against $TABBY_BIN on
+# a fresh simulated cluster, with the host's own node. Each check becomes one result line, named
+# "SPEC: check". Returns the runner's exit status (0 when every check passed).
+multinode() {
+  if [ ! -r "$TABBY_JOB/multinode.js" ]; then
+    result "multinode runner present" false "$TABBY_JOB/multinode.js is missing: the host bundles it before boot (harness.ts GUEST_BUNDLES)"
+    return 1
+  fi
+  node "$TABBY_JOB/multinode.js" "$TABBY_BIN" "$@"
+}
