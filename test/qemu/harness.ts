@@ -298,6 +298,8 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
     '-append', `console=ttyS0 quiet panic=-1 ${opts.kernelArgs ?? ''}`.trim(),
     '-virtfs', 'local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
+    // the repository again, for clones under a directory the guest covers with tmpfs (/tmp, /run)
+    '-virtfs', `local,path=${REPO},mount_tag=repo,security_model=none,readonly=on,multidevs=remap`,
     ...(opts.extraQemuArgs ?? []),
   ];
 
