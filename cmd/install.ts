@@ -171,15 +171,17 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes `dest` by writing a temp file beside it and renaming it over: readers see old or new, whole. */
-export function writeAtomic(dest: string, data: Buffer | string, mode: number): void {
+/**
+ * Puts a file in place so that no reader ever sees half of it: `fill` writes a temp file beside `dest`,
+ * which is synced and renamed over it (a running executable keeps its old inode, so no ETXTBSY).
+ */
+function replaceAtomically(dest: string, fill: (tmp: string) => void): void {
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   const tmp = tmpName(dest);
   try {
-    const fd = fs.openSync(tmp, 'wx', mode);
+    fill(tmp);
+    const fd = fs.openSync(tmp, 'r');
     try {
-      fs.writeFileSync(fd, data);
-      fs.fchmodSync(fd, mode);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -192,24 +194,20 @@ export function writeAtomic(dest: string, data: Buffer | string, mode: number): 
   fsyncDir(path.dirname(dest));
 }
 
-/** Copies an executable the same way: a running copy keeps its old inode, so no ETXTBSY. */
+/** Writes `data` to `dest` atomically (write, then rename), with `mode`. */
+export function writeAtomic(dest: string, data: Buffer | string, mode: number): void {
+  replaceAtomically(dest, (tmp) => {
+    fs.writeFileSync(tmp, data, { flag: 'wx', mode });
+    fs.chmodSync(tmp, mode);
+  });
+}
+
+/** Copies an executable into place atomically. */
 function copyExecutable(src: string, dest: string): void {
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = tmpName(dest);
-  try {
+  replaceAtomically(dest, (tmp) => {
     fs.copyFileSync(src, tmp);
     fs.chmodSync(tmp, 0o755);
-    const fd = fs.openSync(tmp, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, dest);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }
 
 function symlinkAtomic(target: string, dest: string): void {

@@ -1,26 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { execPlugin, expectCniError, expectResult, expectSilentSuccess, podAddresses, REF_CNI_DIR, show, TABBY_BIN, TABBY_IS_JS, TestNode } from '../helpers/cni';
+import { execPlugin, expectCniError, expectResult, expectSilentSuccess, podAddresses, REF_CNI_DIR, show, TestNode } from '../helpers/cni';
 import { ip, link, nsPath, tabbyVeths, useSandbox } from '../helpers/netns';
-import { reservationMap } from '../helpers/ipam';
+import { reservationMap, tabbyIpamDir } from '../helpers/ipam';
 
 // The `tabby-ipam` face: the same binary under the name tabby-ipam, used as IPAM by the reference ptp
 // and bridge; and the other way round, tabby delegating to the reference host-local.
 
 const sb = useSandbox();
 
-/** A CNI_PATH dir holding `tabby-ipam`: a symlink to the binary, or (for a .js bundle) a wrapper that sets argv[0]. */
-function ipamDir(): string {
-  const dir = sb.tmpdir();
-  const target = path.join(dir, 'tabby-ipam');
-  if (TABBY_IS_JS) {
-    fs.writeFileSync(target, `#!/bin/bash\nexec -a tabby-ipam ${JSON.stringify(process.execPath)} ${JSON.stringify(TABBY_BIN)} "$@"\n`, { mode: 0o755 });
-  } else {
-    fs.symlinkSync(TABBY_BIN, target);
-  }
-  return dir;
-}
+const ipamDir = (): string => tabbyIpamDir(sb);
 
 function ptpConf(node: TestNode, dataDir: string): Record<string, unknown> {
   return {
