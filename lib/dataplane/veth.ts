@@ -125,12 +125,15 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     }
     pod.add('link', 'set', 'dev', w.ifname, 'up');
     if (w.addresses.some((a) => a.family === 4)) {
-      pod.add('route', 'add', `${GATEWAY_V4}/32`, 'dev', w.ifname, 'scope', 'link', 'proto', ROUTE_PROTO);
+      // `append`: a second tabby interface in the pod (say net1 beside eth0) adds its routes behind the
+      // first one's instead of failing on them; the first interface keeps the default route.
+      pod.add('route', 'append', `${GATEWAY_V4}/32`, 'dev', w.ifname, 'scope', 'link', 'proto', ROUTE_PROTO);
       // Proxy ARP answers for 169.254.1.1 only while the node has a route to it through another
       // device (usually its default route); a static entry keeps pods working on nodes without one.
       pod.add('neigh', 'replace', GATEWAY_V4, 'lladdr', HOST_VETH_MAC, 'dev', w.ifname, 'nud', 'permanent');
     }
-    for (const r of podRoutes(w)) pod.add('route', 'add', r.dst, 'via', r.gw, 'dev', w.ifname, 'proto', ROUTE_PROTO);
+    // (IPv6 would merge appended routes into one multipath route, so its routes are added.)
+    for (const r of podRoutes(w)) pod.add('route', r.gw === GATEWAY_V4 ? 'append' : 'add', r.dst, 'via', r.gw, 'dev', w.ifname, 'proto', ROUTE_PROTO);
     pod.add('link', 'show', 'dev', w.ifname);
     const [podShown] = await pod.run();
     return { hostMac, podMac: macOf(podShown, w.ifname) };

@@ -36,6 +36,23 @@ describe('IPv4', () => {
     await expectPing(podA, NODE_ADDR);
   });
 
+  it('a pod with two tabby interfaces (eth0 and net1) is reachable on both; eth0 keeps the default route', async () => {
+    const node = await TestNode.create(sb);
+    const pod = await sb.netns();
+    const peer = await sb.netns();
+    const a0 = bare(expectResult(await node.add(pod, 'M', { ifname: 'eth0' })).ips[0].address);
+    const a1 = bare(expectResult(await node.add(pod, 'M', { ifname: 'net1' })).ips[0].address);
+    const p = bare(expectResult(await node.add(peer, 'P')).ips[0].address);
+    await expectPing(peer, a0);
+    await expectPing(peer, a1);
+    await expectPing(pod, p);
+    const def = (await routes(pod)).filter((r) => r.dst === 'default');
+    expect(def[0]?.dev).toBe('eth0');
+    expectSilentSuccess(await node.del(pod, 'M', { ifname: 'net1' }));
+    await expectPing(peer, a0);
+    await expectPing(pod, p);
+  });
+
   it('pods reach each other on a node with no address of its own', async () => {
     const node = await TestNode.create(sb);
     const podA = await sb.netns();
