@@ -93,6 +93,8 @@ export async function runPlugin(plugin: Plugin | (() => Promise<Plugin>), envVar
       case 'GC': await p.gc(req); break;
       case 'STATUS': await p.status(req); break;
     }
+    // performance.now() counts from the process's start: this is the whole command but exit
+    if (log.enabled('debug')) log.debug(`done ${performance.now().toFixed(1)} ms after start`);
     return 0;
   } catch (e) {
     const err = asCniError(e);
