@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, UsageError } from './cli';
+import { CliCommand, UsageError } from './cli-command';
 import { ID_RE } from '../lib/cni/env';
 
 /**

@@ -11,7 +11,9 @@ async function load(req: Request) {
   const conf = parseNetConf(req.config, req.cniVersion);
   log.configure({ file: conf.logFile, level: conf.logLevel });
   // the cluster code is loaded only for a config with a `cluster` file
-  const blocks = conf.cluster ? await new (await import('../lib/cluster/context')).ClusterContext(conf.cluster).ipam() : undefined;
+  // ... and only for ADD and STATUS: DEL, CHECK and GC must work with the cluster file gone
+  const needsBlocks = req.env.command === 'ADD' || req.env.command === 'STATUS';
+  const blocks = conf.cluster && needsBlocks ? await new (await import('../lib/cluster/context')).ClusterContext(conf.cluster).ipam() : undefined;
   return parseIpamConf(req.config, req.env, blocks);
 }
 

@@ -157,7 +157,8 @@ export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): 
     dataDir,
     rangeSets,
     routes: parseRoutes(optArr(ipam, 'routes', 'ipam'), 'ipam.routes'),
-    dns: resolvConf ? parseResolvConf(resolvConf) : undefined,
+    // only ADD returns DNS: DEL, CHECK and GC must not fail on a resolv.conf gone since (as host-local)
+    dns: resolvConf && env.command === 'ADD' ? parseResolvConf(resolvConf) : undefined,
     requested: requestedIPs(config, env),
     reserved: cluster?.reserved ?? [],
   };

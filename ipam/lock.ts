@@ -86,7 +86,7 @@ const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Holds the lock of `dir` while `fn` runs. */
 export async function withDirLock<T>(dir: string, fn: () => T | Promise<T>, timeoutMs = lockTimeoutMs()): Promise<T> {
-  const fail = (e: unknown) => new CniError(Code.IOFailure, `cannot lock IPAM store ${dir}: ${(e as Error).message}`);
+  const fail = (e: unknown) => new CniError(Code.IOFailure, `cannot lock ${dir}: ${(e as Error).message}`);
   let name: string;
   try {
     name = lockName(dir);
@@ -104,7 +104,7 @@ export async function withDirLock<T>(dir: string, fn: () => T | Promise<T>, time
     }
     if (held) break;
     if (Date.now() >= deadline) {
-      throw new CniError(Code.TryAgainLater, `cannot lock IPAM store ${dir}: another process has held it for over ${timeoutMs} ms`);
+      throw new CniError(Code.TryAgainLater, `cannot lock ${dir}: another process has held it for over ${timeoutMs} ms`);
     }
     const code = await waitForRelease(name, deadline);
     log.debug(`IPAM lock: holder let go${code ? ` (${code})` : ''} after ${Date.now() - started} ms`);

@@ -89,25 +89,30 @@ export class ClusterContext {
 
   /** Applies the plan now, whatever was applied before. */
   async reconcile(): Promise<ApplyReport & { plan: OverlayPlan }> {
-    return withDirLock(this.stateDirReady(), async () => {
-      const plan = await this.plan();
-      const report = await applyOverlay(plan, this.conf.natBackend);
-      fs.writeFileSync(this.markerFile(), await this.fingerprint());
-      return { ...report, plan };
-    });
+    return withDirLock(this.stateDirReady(), () => this.apply());
+  }
+
+  /** Plans, applies and records what was applied; the caller holds the state directory's lock. */
+  private async apply(): Promise<ApplyReport & { plan: OverlayPlan }> {
+    // The revision is read before the datastore is: a change made meanwhile shows as a new revision next time.
+    const revision = await this.datastore.revision();
+    const plan = await this.plan();
+    const report = await applyOverlay(plan, this.conf.natBackend);
+    fs.writeFileSync(this.markerFile(), this.fingerprint(revision));
+    return { ...report, plan };
   }
 
   /**
    * On the pod-start path: applies the plan only when the datastore or the tunnel devices changed since
-   * it was last applied. When nothing changed this costs a stat and two small reads.
+   * it was last applied. When nothing changed this costs a stat of the cluster file and a few small reads
+   * of /run and /sys.
    */
   async ensure(): Promise<void> {
-    const fp = await this.fingerprint();
-    if (readFile(this.markerFile()) === fp) return;
+    const current = async () => readFile(this.markerFile()) === this.fingerprint(await this.datastore.revision());
+    if (await current()) return;
     await withDirLock(this.stateDirReady(), async () => {
-      if (readFile(this.markerFile()) === (await this.fingerprint())) return; // another ADD did it
-      const report = await applyOverlay(await this.plan(), this.conf.natBackend);
-      fs.writeFileSync(this.markerFile(), await this.fingerprint());
+      if (await current()) return; // another ADD did it meanwhile
+      const report = await this.apply();
       log.info(`overlay brought up to date (${report.changes.length} change(s))`);
     });
   }
@@ -122,10 +127,10 @@ export class ClusterContext {
   }
 
   /** What the applied state depends on: the datastore revision, this config, and the tunnel devices' identity. */
-  private async fingerprint(): Promise<string> {
+  private fingerprint(revision: string): string {
     const dev = (n: string) => readFile(`/sys/class/net/${n}/ifindex`) ?? '-';
     const c = this.conf;
-    return [await this.datastore.revision(), c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev(VXLAN_DEVICE), dev(IPIP_DEVICE), hostMtu()].join('|');
+    return [revision, c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev(VXLAN_DEVICE), dev(IPIP_DEVICE), hostMtu()].join('|');
   }
 }
 

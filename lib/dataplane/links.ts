@@ -10,6 +10,12 @@ export const FALLBACK_HOST_MTU = 1460;
 
 /** The smallest MTU among up host interfaces, as Calico computes it; 1460 when none is found. */
 export function hostMtu(): number {
+  return (cachedHostMtu ??= readHostMtu());
+}
+
+let cachedHostMtu: number | undefined; // a tabby process lives for one command: read once
+
+function readHostMtu(): number {
   let min: number | undefined;
   let names: string[] = [];
   try {

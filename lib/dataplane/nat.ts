@@ -91,8 +91,16 @@ export function chooseNatBackend(wanted: 'auto' | NatBackend): { backend: NatBac
     wanted === 'auto' ? 'natOutgoing needs nftables (nft) or iptables, and neither is installed' : `natBackend ${wanted}: ${wanted === 'nftables' ? 'nft' : 'iptables'} is not installed`);
 }
 
-export async function applyNat(p: NatPlan, wanted: 'auto' | NatBackend): Promise<NatBackend> {
-  const { backend, bin } = chooseNatBackend(wanted);
+export async function applyNat(p: NatPlan, wanted: 'auto' | NatBackend): Promise<NatBackend | undefined> {
+  let chosen: { backend: NatBackend; bin: string };
+  try {
+    chosen = chooseNatBackend(wanted);
+  } catch (e) {
+    // Nothing to masquerade, and no tool that could have installed rules before: nothing to do.
+    if (p.natPools.length === 0 && p.tunnelDevices.length === 0) return undefined;
+    throw e;
+  }
+  const { backend, bin } = chosen;
   if (backend === 'nftables') {
     const res = await execArgs(bin, ['-f', '-'], { input: renderNft(p) });
     if (res.code !== 0) throw new CniError(Code.KernelOperationFailed, `nft -f: ${res.stderr.trim()}`);

@@ -19,7 +19,7 @@ export { ROUTE_PROTO };
 
 const BRIDGE_BIN = ['/usr/sbin/bridge', '/sbin/bridge', '/usr/bin/bridge'].find((p) => fs.existsSync(p)) ?? 'bridge';
 
-interface ShownRoute { type?: string; dst: string; gateway?: string; dev?: string; flags?: string[] }
+interface ShownRoute { type?: string; dst: string; gateway?: string; dev?: string; protocol?: string; flags?: string[] }
 interface ShownVxlan { address?: string; mtu?: number; linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; link?: string; port?: number; learning?: boolean } }; addr_info?: { family: string; local: string; prefixlen: number }[]; flags?: string[] }
 interface ShownNeigh { dst: string; lladdr?: string; state?: string[] }
 interface ShownFdb { mac: string; dst?: string; state?: string }
@@ -48,7 +48,7 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
   const ipipExists = linkExists(IPIP_DEVICE);
   const [vxShown, routes, neighs, tunlShown] = await Promise.all([
     show<ShownVxlan>(['-d', 'address', 'show', 'dev', VXLAN_DEVICE], vxExists),
-    ipJson<ShownRoute[]>(['route', 'show', 'proto', ROUTE_PROTO]),
+    ipJson<ShownRoute[]>(['route', 'show']),
     show<ShownNeigh>(['neigh', 'show', 'dev', VXLAN_DEVICE], vxExists),
     show<ShownVxlan>(['address', 'show', 'dev', IPIP_DEVICE], ipipExists),
   ]);
@@ -89,7 +89,12 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     const ip4 = plan.ipip;
     if (!tunl) {
       // Alone and first: a kernel without ipip must fail the change before anything else was touched.
-      await runBatch(new IpBatch().add('link', 'add', 'name', ip4.device, 'type', 'ipip'));
+      try {
+        await runBatch(new IpBatch().add('link', 'add', 'name', ip4.device, 'type', 'ipip'));
+      } catch (e) {
+        // Loading the ipip module creates tunl0 itself, and the kernel's retried request then finds it.
+        if (!(e instanceof KernelError && /File exists/.test(e.stderr))) throw e;
+      }
       changes.push(`create ${ip4.device}`);
     }
     if (!tunl || tunl.mtu !== ip4.mtu) batch.add('link', 'set', 'dev', ip4.device, 'mtu', String(ip4.mtu));
@@ -106,8 +111,10 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     changes.push('tunl0: flushed and down (no pool uses IPIP)');
   }
 
-  // Routes: only tabby's own (proto), never the per-pod host routes on tab* veths.
-  const ours = routes.filter((s) => !s.dev?.startsWith(HOST_VETH_PREFIX));
+  // Routes: only tabby's own (proto), never the per-pod host routes on tab* veths. A destination that
+  // another program already routes (BGP, a static route) is left to it.
+  const ours = routes.filter((s) => s.protocol === ROUTE_PROTO && !s.dev?.startsWith(HOST_VETH_PREFIX));
+  const foreign = routes.filter((s) => s.protocol !== ROUTE_PROTO);
   for (const s of ours) {
     const want = plan.routes.find((r) => r.dst === s.dst);
     if (!want || !sameRoute(s, want)) {
@@ -118,6 +125,11 @@ export async function applyOverlay(plan: OverlayPlan, natBackend: 'auto' | NatBa
     }
   }
   for (const r of plan.routes) {
+    const other = foreign.find((x) => x.dst === r.dst);
+    if (other) {
+      changes.push(`route ${r.dst}: left alone, another route to it exists (proto ${other.protocol ?? 'boot'}${other.dev ? ` dev ${other.dev}` : ''})`);
+      continue;
+    }
     const s = ours.find((x) => x.dst === r.dst);
     if (s && sameRoute(s, r) && !(vxFresh && r.dev === VXLAN_DEVICE)) continue;
     batch.add('route', 'replace', ...routeLine(r));

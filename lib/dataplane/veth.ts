@@ -1,8 +1,8 @@
 import { sha1Hex } from '../sha1';
 import { CniError, Code } from '../cni/errors';
-import { IpBatch, ip, ipJson } from './iproute';
-import { linkExists } from './links';
-import { setSysctls } from './sysctl';
+import { IpBatch, ip, ipCommand, ipJson, KernelError } from './iproute';
+import { execArgs } from '../exec';
+import { readSysctl, setSysctls } from './sysctl';
 import { ROUTE_PROTO } from './devices';
 
 /**
@@ -93,26 +93,57 @@ function macOf(shown: unknown, name: string): string {
   return link.address;
 }
 
-/** Creates and configures the pair. On failure, whatever was created is removed before the error is thrown. */
+/** Whether `ifname` exists in the pod's namespace (asked only on the rare path of a name clash). */
+async function podHasLink(netns: string, ifname: string): Promise<boolean> {
+  const [file, argv] = ipCommand(['link', 'show', 'dev', ifname], netns);
+  return (await execArgs(file, argv)).code === 0;
+}
+
+/** Creates and configures the pair. On failure, whatever this call created is removed before the error is thrown. */
 export async function wirePod(w: PodWiring): Promise<WiredPod> {
   const hasV6 = w.addresses.some((a) => a.family === 6);
-  // The name is derived from the attachment, and IPAM has just shown this attachment held nothing:
-  // a link of that name is debris of an earlier, interrupted ADD.
-  if (linkExists(w.hostVeth)) await unwirePod(w.hostVeth);
+  // A host with IPv6 off by default needs it on for the veth before its link-local address goes on:
+  // then the link is made alone first (rare; otherwise one batch does the whole host side).
+  const v6Off = hasV6 && readSysctl('net.ipv6.conf.default.disable_ipv6') === '1';
+  const create = ['link', 'add', w.hostVeth, 'mtu', String(w.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
+    'peer', 'name', w.ifname, 'mtu', String(w.mtu), 'netns', w.netns];
+  const host = new IpBatch();
+  if (!v6Off) host.add(...create);
+  host.add('link', 'set', 'dev', w.hostVeth, 'alias', vethAlias(w.owner));
+  if (hasV6) {
+    // the link-local gateway address, without waiting for duplicate address detection
+    host.add('link', 'set', 'dev', w.hostVeth, 'addrgenmode', 'none');
+    host.add('address', 'add', `${GATEWAY_V6}/64`, 'dev', w.hostVeth, 'nodad');
+  }
+  host.add('link', 'set', 'dev', w.hostVeth, 'up');
+  for (const a of w.addresses) host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
+  host.add('link', 'show', 'dev', w.hostVeth);
+
+  let created = false; // from here on, a host veth of this name is this call's to remove on failure
   try {
-    const host = new IpBatch();
-    host.add('link', 'add', w.hostVeth, 'mtu', String(w.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
-      'peer', 'name', w.ifname, 'mtu', String(w.mtu), 'netns', w.netns);
-    host.add('link', 'set', 'dev', w.hostVeth, 'alias', vethAlias(w.owner));
-    if (hasV6) {
-      // the link-local gateway address, without waiting for duplicate address detection
-      host.add('link', 'set', 'dev', w.hostVeth, 'addrgenmode', 'none');
-      host.add('address', 'add', `${GATEWAY_V6}/64`, 'dev', w.hostVeth, 'nodad');
+    let hostShown: unknown;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (v6Off) {
+          await new IpBatch().add(...create).run();
+          created = true;
+          setSysctls({ [`net.ipv6.conf.${w.hostVeth}.disable_ipv6`]: '0' });
+        }
+        created = true;
+        [hostShown] = await host.run();
+        break;
+      } catch (e) {
+        const clash = e instanceof KernelError && /File exists/.test(e.stderr) && e.message.includes('link add');
+        if (!clash || attempt > 0) throw e;
+        created = false;
+        // The pod has `ifname` already (a second ADD of a live attachment: refuse, touch nothing), or a
+        // host veth of this name was left by an interrupted ADD of this attachment (remove it, retry once).
+        if (await podHasLink(w.netns, w.ifname)) {
+          throw new CniError(Code.KernelOperationFailed, `interface ${w.ifname} already exists in ${w.netns}`);
+        }
+        await unwirePod(w.hostVeth);
+      }
     }
-    host.add('link', 'set', 'dev', w.hostVeth, 'up');
-    for (const a of w.addresses) host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
-    host.add('link', 'show', 'dev', w.hostVeth);
-    const [hostShown] = await host.run();
     const hostMac = macOf(hostShown, w.hostVeth);
     if (hostMac !== HOST_VETH_MAC) {
       throw new CniError(Code.KernelOperationFailed, `the kernel ignored MAC ${HOST_VETH_MAC} for ${w.hostVeth} (it has ${hostMac})`);
@@ -138,7 +169,7 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     const [podShown] = await pod.run();
     return { hostMac, podMac: macOf(podShown, w.ifname) };
   } catch (e) {
-    await unwirePod(w.hostVeth).catch(() => undefined);
+    if (created) await unwirePod(w.hostVeth).catch(() => undefined);
     throw e;
   }
 }
@@ -158,13 +189,15 @@ function hostSysctls(veth: string, v6: boolean): Record<string, string> {
   return s;
 }
 
-/** Deletes the host end (its peer and the host routes go with it). Returns false when there was nothing. */
+/**
+ * Deletes the host end (its peer and the host routes go with it). Returns false when there was nothing.
+ * Asks the kernel rather than sysfs: /sys shows the namespace it was mounted in, which need not be ours.
+ */
 export async function unwirePod(hostVeth: string): Promise<boolean> {
-  if (!linkExists(hostVeth)) return false;
   try {
     await ip(['link', 'del', 'dev', hostVeth]);
   } catch (e) {
-    if (!linkExists(hostVeth)) return false; // raced with another delete
+    if (e instanceof KernelError && /Cannot find device|does not exist/.test(e.stderr)) return false;
     throw e;
   }
   return true;

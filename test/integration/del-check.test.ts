@@ -197,3 +197,34 @@ describe('rollback (check 14)', () => {
     expect(await tabbyVeths(node.name)).toEqual([]);
   });
 });
+
+describe('found in review', () => {
+  it('a second ADD of a live attachment fails and leaves the pod untouched, even with an IPAM that allows it (static)', async () => {
+    const node = await TestNode.create(sb);
+    const pod = await sb.netns();
+    // the reference static plugin speaks up to 1.0.0
+    const conf = node.conf({ cniVersion: '1.0.0', ipam: { type: 'static', addresses: [{ address: '10.244.9.5/24' }], ranges: undefined, routes: undefined, dataDir: undefined } });
+    expectResult(await node.add(pod, 'S', { conf }));
+    const before = await link(pod, 'eth0');
+    const again = await node.add(pod, 'S', { conf });
+    expect(again.code, show(again)).not.toBe(0);
+    expect(JSON.parse(again.stdout).msg).toMatch(/already exists/);
+    const after = await link(pod, 'eth0');
+    expect(after?.ifindex).toBe(before?.ifindex);
+    expect(after?.address).toBe(before?.address);
+    expect((await tabbyVeths(node.name))).toHaveLength(1);
+  });
+
+  it('DEL releases the address even when ipam.resolvConf is gone since ADD', async () => {
+    const node = await TestNode.create(sb);
+    const resolv = `${sb.tmpdir()}/resolv.conf`;
+    (await import('node:fs')).writeFileSync(resolv, 'nameserver 10.0.0.10\nsearch svc.local\n');
+    const conf = node.conf({ ipam: { resolvConf: resolv } });
+    const pod = await sb.netns();
+    const res = expectResult(await node.add(pod, 'R', { conf }));
+    expect(res.dns?.nameservers).toEqual(['10.0.0.10']);
+    (await import('node:fs')).rmSync(resolv);
+    expectSilentSuccess(await node.del(pod, 'R', { conf }));
+    expect(node.reservations()).toEqual([]);
+  });
+});

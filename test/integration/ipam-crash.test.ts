@@ -49,7 +49,7 @@ describe('a lock holder killed with SIGKILL', () => {
     try {
       await holder.said('held');
       // while the lock is held (by a live process), a short lock timeout runs out: code 11
-      expectCniError(await node.add(await sb.netns(), 'early', { env: { TABBY_IPAM_LOCK_TIMEOUT_MS: '300' } }), 11, /cannot lock IPAM store/);
+      expectCniError(await node.add(await sb.netns(), 'early', { env: { TABBY_IPAM_LOCK_TIMEOUT_MS: '300' } }), 11, /cannot lock /);
       // an ADD with the default (60 s) timeout waits; the holder is killed while it does
       const pod = await sb.netns();
       const waiting = node.add(pod, 'waits');

@@ -107,6 +107,6 @@ describe('withDirLock', () => {
   });
 
   it('fails with an I/O error (code 5) when the directory does not exist', async () => {
-    await expectCniErrorAsync(withDirLock(path.join(dir, 'missing'), () => 1), 5, /cannot lock IPAM store/);
+    await expectCniErrorAsync(withDirLock(path.join(dir, 'missing'), () => 1), 5, /cannot lock /);
   });
 });
