@@ -130,8 +130,14 @@ async function release(o: Opts): Promise<number> {
 /** Reservations whose container is gone: no host veth for the attachment in this network namespace. */
 async function check(o: Opts): Promise<number> {
   if (o.positional.length) throw new UsageError(`ipam check takes no arguments, got "${o.positional[0]}"`);
-  const rows = reservations(o);
-  const veths = new Set((await listHostVeths()).map((v) => v.name));
+  const hostVeths = await listHostVeths();
+  const veths = new Set(hostVeths.map((v) => v.name));
+  // Without --network, only networks a tabby veth names are judged: another plugin's reservations
+  // (bridge + host-local, say) have no tabby veth and are not "gone".
+  const ours = new Set(hostVeths.flatMap((v) => (v.owner ? [v.owner.network] : [])));
+  const all = reservations(o);
+  const rows = o.network ? all : all.filter((r) => ours.has(r.network));
+  const skipped = [...new Set(all.filter((r) => !rows.includes(r)).map((r) => r.network))];
   const judged = rows.map((r) => {
     const veth = r.ifname ? hostVethName(r.containerId, r.ifname) : undefined;
     return { r, veth, gone: veth !== undefined && !veths.has(veth) };
@@ -143,6 +149,7 @@ async function check(o: Opts): Promise<number> {
       checked: rows.length,
       gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
       unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
+      notChecked: skipped,
     }) + '\n');
   } else {
     const out: string[] = [];
@@ -153,6 +160,7 @@ async function check(o: Opts): Promise<number> {
       out.push('release them with `tabby ipam release IP --network N`, or have the runtime run CNI GC\n');
     }
     for (const j of unknown) out.push(`cannot tell: ${j.r.ip} in ${j.r.network} (container ${j.r.containerId || '-'}) names no interface\n`);
+    for (const n of skipped) out.push(`not checked: network ${n} (no tabby interface names it; pass --network ${n} to check it)\n`);
     process.stdout.write(out.join(''));
   }
   return gone.length ? 1 : 0;

@@ -85,7 +85,7 @@ class Fields {
     return v;
   }
   mode(key: string): EncapMode {
-    const v = this.str(key) ?? 'Never';
+    const v = this.str(key) || 'Never'; // Calico reads an empty mode as Never
     if (!MODES.includes(v)) throw this.err(key, `must be one of ${MODES.join(', ')}, got "${v}"`);
     return v as EncapMode;
   }
@@ -130,11 +130,15 @@ function parsePool(where: string, name: string, spec: Fields): IPPool {
   if (vxlanMode !== 'Never' && ipipMode !== 'Never') throw spec.err('ipipMode', `cannot be ${ipipMode} while vxlanMode is ${vxlanMode}: choose one encapsulation`);
   if (!v4 && ipipMode !== 'Never') throw spec.err('ipipMode', 'IPIP is not supported for IPv6 pools');
   const disabled = spec.bool('disabled') ?? false;
-  const blockSize = spec.int('blockSize') ?? (v4 ? 26 : 122);
+  const blockSize = spec.int('blockSize') || (v4 ? 26 : 122); // 0 means unset, as in Calico
   const [lo, hi] = v4 ? [20, 32] : [116, 128];
   if (blockSize < lo || blockSize > hi) throw spec.err('blockSize', `must be between ${lo} and ${hi} for an IPv${v4 ? 4 : 6} pool, got ${blockSize}`);
+  // Calico allows /31 and /32 blocks (/127, /128); tabby's IPAM keeps each block's first address for the
+  // node (its gateway and tunnel address) and needs at least two more, so it refuses them here, not at ADD.
+  if (blockSize > hi - 2) throw spec.err('blockSize', `${blockSize} leaves no room for pods in tabby's IPAM: use at most ${hi - 2}`);
   if (cidr.prefix > blockSize && !disabled) throw spec.err('cidr', `prefix /${cidr.prefix} is longer than the blockSize ${blockSize}`);
-  const uses = spec.o.allowedUses ?? ['Workload', 'Tunnel'];
+  const given = spec.o.allowedUses;
+  const uses = given === undefined || given === null || (Array.isArray(given) && given.length === 0) ? ['Workload', 'Tunnel'] : given;
   if (!Array.isArray(uses) || uses.some((u) => typeof u !== 'string' || !USES.includes(u))) {
     throw spec.err('allowedUses', `must be a list of ${USES.join(', ')}`);
   }
@@ -149,7 +153,7 @@ function parsePool(where: string, name: string, spec: Fields): IPPool {
     disabled,
     disableBGPExport: spec.bool('disableBGPExport') ?? false,
     blockSize,
-    nodeSelector: spec.str('nodeSelector') ?? 'all()',
+    nodeSelector: spec.str('nodeSelector') || 'all()',
     namespaceSelector: spec.str('namespaceSelector') ?? '',
     allowedUses: uses as string[],
     assignmentMode,
@@ -233,16 +237,23 @@ function validateTogether(r: ClusterResources, locate: (o: object, fallback: str
   r.pools.forEach((p, i) => r.pools.slice(0, i).forEach((q) => {
     if (overlaps(p.cidr, q.cidr)) throw new ClusterFileError(locate(p, `IPPool ${p.name}`), 'spec.cidr', `${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`);
   }));
-  r.affinities.forEach((a, i) => {
+  for (const a of r.affinities) {
     const at = locate(a, `BlockAffinity ${a.name}`);
     const pool = r.pools.find((p) => overlaps(p.cidr, a.cidr));
     if (!pool) throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is in no IPPool`);
     if (a.cidr.prefix !== pool.blockSize) {
       throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is not a /${pool.blockSize} block of IPPool ${pool.name}`);
     }
-    r.affinities.slice(0, i).forEach((b) => {
-      if (overlaps(a.cidr, b.cidr)) throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is already affine to node ${b.node} (BlockAffinity ${b.name})`);
-    });
+  }
+  // Blocks are aligned prefixes, so two overlap only if they are neighbours in address order: sorting
+  // keeps this O(n log n) (every pod start validates the file, and large clusters have thousands of blocks).
+  const sorted = [...r.affinities].sort((x, y) => x.cidr.ip.family - y.cidr.ip.family || (x.cidr.ip.value < y.cidr.ip.value ? -1 : x.cidr.ip.value > y.cidr.ip.value ? 1 : 0));
+  sorted.forEach((a, i) => {
+    const b = sorted[i - 1];
+    if (b && overlaps(a.cidr, b.cidr)) {
+      const [later, earlier] = r.affinities.indexOf(a) > r.affinities.indexOf(b) ? [a, b] : [b, a];
+      throw new ClusterFileError(locate(later, `BlockAffinity ${later.name}`), 'spec.cidr', `${formatCidr(later.cidr)} is already affine to node ${earlier.node} (BlockAffinity ${earlier.name})`);
+    }
   });
 }
 

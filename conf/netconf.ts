@@ -48,7 +48,7 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
   if (!NAT_BACKENDS.includes(natBackend)) throw configError('natBackend', `must be one of ${NAT_BACKENDS.join(', ')}, got "${natBackend}"`);
   const stateDir = optStr(raw, 'stateDir', '') || DEFAULT_STATE_DIR;
   if (!stateDir.startsWith('/')) throw configError('stateDir', `must be an absolute path, got "${stateDir}"`);
-  return { file, nodeName, ipAutodetectionMethod: method, natBackend: natBackend as ClusterConf['natBackend'], stateDir };
+  return { file, nodeName, ipAutodetectionMethod: method || undefined, natBackend: natBackend as ClusterConf['natBackend'], stateDir };
 }
 
 export const IN_PROCESS_IPAM = 'tabby-ipam';

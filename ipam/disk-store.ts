@@ -31,15 +31,30 @@ export class DiskStore implements IpamStore {
   }
 
   reserve(ip: string, who: Attachment, rangeSetIndex: number): boolean {
+    const file = path.join(this.dir, ip);
+    let fd: number;
     try {
-      fs.writeFileSync(path.join(this.dir, ip), `${who.containerId}\r\n${who.ifname}`, { flag: 'wx', mode: 0o600 });
+      fd = fs.openSync(file, 'wx', 0o600);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw new CniError(Code.IOFailure, `cannot reserve ${ip} in ${this.dir}: ${(e as Error).message}`);
     }
-    fs.writeFileSync(path.join(this.dir, LAST_RESERVED + rangeSetIndex), ip, { mode: 0o644 });
+    try {
+      fs.writeSync(fd, `${who.containerId}\r\n${who.ifname}`);
+    } catch (e) {
+      fs.rmSync(file, { force: true }); // an empty file would hold the address for nobody
+      throw new CniError(Code.IOFailure, `cannot reserve ${ip} in ${this.dir}: ${(e as Error).message}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.writeFileSync(path.join(this.dir, LAST_RESERVED + rangeSetIndex), ip, { mode: 0o644 });
+    } catch {
+      // only a hint for where the next search starts: the reservation stands without it
+    }
     return true;
   }
+
 
   lastReserved(rangeSetIndex: number): string | undefined {
     try {

@@ -1,4 +1,4 @@
-import { Addr, addrEq, Cidr, contains, formatCidr, formatIP, hasHostBits, lastOf, networkOf, offset, bitsOf, overlaps } from './addr';
+import { Addr, addrEq, Cidr, contains, formatCidr, formatIP, hasHostBits, lastOf, networkOf, offset, bitsOf } from './addr';
 
 /** One host-local range, canonicalized: every field resolved. */
 export interface Range {
@@ -51,7 +51,8 @@ export function rangesOverlap(a: Range, b: Range): boolean {
 }
 
 export function rangeSetsOverlap(a: RangeSet, b: RangeSet): boolean {
-  return a.some((x) => b.some((y) => rangesOverlap(x, y) || overlaps(x.subnet, y.subnet)));
+  // host-local compares the ranges' start and end only: one subnet may be split between rangesets
+  return a.some((x) => b.some((y) => rangesOverlap(x, y)));
 }
 
 export const describeRangeSet = (set: RangeSet): string =>

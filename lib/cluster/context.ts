@@ -12,9 +12,10 @@ import { hostMtu } from '../dataplane/links';
 import { applyOverlay, ApplyReport } from '../dataplane/overlay';
 import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
 import { ClusterIpam } from '../../conf/ipam';
-import { LocalNode, OverlayPlan, planOverlay } from './plan';
-import { IPIP_DEVICE, IPIP_OVERHEAD, VXLAN_DEVICE, VXLAN_OVERHEAD } from '../dataplane/devices';
+import { encapsulationsInUse, LocalNode, OverlayPlan, planOverlay, podMtu } from './plan';
+import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
 import { log } from '../log';
+import { TABBY_VERSION } from '../about';
 
 /** One node's view of the cluster: its datastore, its identity, and keeping its overlay applied. */
 export class ClusterContext {
@@ -45,9 +46,7 @@ export class ClusterContext {
 
   /** The pod MTU when the config leaves it to tabby: host MTU less the encapsulation overhead in use. */
   async autoMtu(): Promise<number> {
-    const pools = (await this.resources()).pools.filter((p) => !p.disabled && p.cidr.ip.family === 4);
-    const overhead = Math.max(0, ...pools.map((p) => (p.vxlanMode !== 'Never' ? VXLAN_OVERHEAD : p.ipipMode !== 'Never' ? IPIP_OVERHEAD : 0)));
-    return hostMtu() - overhead;
+    return podMtu(hostMtu(), encapsulationsInUse(await this.resources()));
   }
 
   /** This node's underlay address and interface: from its Node record, or autodetected. */
@@ -130,7 +129,8 @@ export class ClusterContext {
   private fingerprint(revision: string): string {
     const dev = (n: string) => readFile(`/sys/class/net/${n}/ifindex`) ?? '-';
     const c = this.conf;
-    return [revision, c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev(VXLAN_DEVICE), dev(IPIP_DEVICE), hostMtu()].join('|');
+    // tabby's version too: an upgrade that plans differently applies itself at the next ADD
+    return [TABBY_VERSION, revision, c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev(VXLAN_DEVICE), dev(IPIP_DEVICE), hostMtu()].join('|');
   }
 }
 

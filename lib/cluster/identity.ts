@@ -26,7 +26,8 @@ export function blocksOf(r: ClusterResources, node: string): BlockAffinity[] {
 export function derivedTunnelAddr(r: ClusterResources, node: string, encap: 'vxlan' | 'ipip'): Addr | undefined {
   const first = blocksOf(r, node).find((b) => {
     const p = poolOf(r, b.cidr);
-    return p && b.cidr.ip.family === 4 && (encap === 'vxlan' ? p.vxlanMode !== 'Never' : p.ipipMode !== 'Never');
+    // Calico takes tunnel addresses only from pools that allow the Tunnel use
+    return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === 4 && (encap === 'vxlan' ? p.vxlanMode !== 'Never' : p.ipipMode !== 'Never');
   });
   return first ? offset(networkOf(first.cidr), 1n) : undefined;
 }

@@ -55,6 +55,20 @@ const encapOf = (p: IPPool): 'vxlan' | 'ipip' | undefined =>
   p.vxlanMode !== 'Never' ? 'vxlan' : p.ipipMode !== 'Never' ? 'ipip' : undefined;
 const modeOf = (p: IPPool): string => (p.vxlanMode !== 'Never' ? p.vxlanMode : p.ipipMode);
 
+/**
+ * The encapsulations a node must carry: those of enabled IPv4 pools, and of disabled ones that still
+ * have blocks (their pods are drained, not gone). The pod MTU and the tunnel MTU both come from this.
+ */
+export function encapsulationsInUse(r: ClusterResources): { vxlan: boolean; ipip: boolean } {
+  const live = r.pools.filter((p) => p.cidr.ip.family === 4 && (!p.disabled || r.affinities.some((a) => contains(p.cidr, a.cidr.ip))));
+  return { vxlan: live.some((p) => p.vxlanMode !== 'Never'), ipip: live.some((p) => p.ipipMode !== 'Never') };
+}
+
+/** Host MTU less the largest overhead among the encapsulations in use (calico-behaviour.md §5). */
+export function podMtu(hostMtu: number, inUse: { vxlan: boolean; ipip: boolean }): number {
+  return hostMtu - Math.max(inUse.vxlan ? VXLAN_OVERHEAD : 0, inUse.ipip ? IPIP_OVERHEAD : 0);
+}
+
 export function planOverlay(r: ClusterResources, local: LocalNode): OverlayPlan {
   const self = r.nodes.find((n) => n.name === local.name) ?? { name: local.name };
   const localIP = formatIP(local.address.ip);
@@ -103,11 +117,11 @@ export function planOverlay(r: ClusterResources, local: LocalNode): OverlayPlan 
     }
   }
 
-  // A tunnel device exists while an enabled pool uses it, or a route still does (a disabled pool's blocks).
-  const v4Pools = r.pools.filter((p) => p.cidr.ip.family === 4 && !p.disabled);
-  const useVxlan = v4Pools.some((p) => p.vxlanMode !== 'Never') || vxlanPeers.size > 0;
-  const useIpip = v4Pools.some((p) => p.ipipMode !== 'Never') || routes.some((x) => x.kind === 'ipip');
-  const mtu = local.hostMtu - Math.max(useVxlan ? VXLAN_OVERHEAD : 0, useIpip ? IPIP_OVERHEAD : 0);
+  // A tunnel device exists while an enabled pool uses it, or a disabled pool's blocks still do.
+  const inUse = encapsulationsInUse(r);
+  const useVxlan = inUse.vxlan;
+  const useIpip = inUse.ipip;
+  const mtu = podMtu(local.hostMtu, inUse);
   const warnings: string[] = [];
   const tunnelDevices: string[] = [];
   let vxlan: OverlayPlan['vxlan'];

@@ -119,7 +119,12 @@ describe('tabby ipam check', () => {
     expect((await cli(node, 'release', ipOf(b), '--data-dir', node.dataDir, '--network', 'tabbynet')).code).toBe(0);
     const after = await cli(node, 'check', '--data-dir', node.dataDir, '--network', 'tabbynet', '--json');
     expect(after.code, show(after)).toBe(0);
-    expect(after.json).toEqual({ checked: 1, gone: [], unknown: [] });
+    expect(after.json).toEqual({ checked: 1, gone: [], unknown: [], notChecked: [] });
     expect(fs.existsSync(node.ipamDir)).toBe(true);
+
+    // without --network, only networks a tabby veth names are judged: "other" (host-local's) is not
+    const all = await cli(node, 'check', '--data-dir', node.dataDir, '--json');
+    expect(all.code, show(all)).toBe(0);
+    expect(all.json.notChecked).toEqual(['other']);
   });
 });

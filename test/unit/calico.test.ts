@@ -163,10 +163,21 @@ describe('IPPool defaults', () => {
     });
   });
 
-  it('accepts the edges of the blockSize ranges', async () => {
-    for (const [cidr, bs] of [['10.0.0.0/16', 20], ['10.0.0.0/16', 32], ['fd00::/64', 116], ['fd00::/64', 128]] as const) {
+  it('accepts the edges of the blockSize ranges tabby can allocate from', async () => {
+    for (const [cidr, bs] of [['10.0.0.0/16', 20], ['10.0.0.0/16', 30], ['fd00::/64', 116], ['fd00::/64', 126]] as const) {
       expect((await parse(pool('p', { cidr, blockSize: bs }))).pools[0].blockSize).toBe(bs);
     }
+  });
+
+  it('refuses /31 and /32 blocks (Calico allows them; they leave no room in tabby\'s IPAM)', async () => {
+    for (const [cidr, bs] of [['10.0.0.0/16', 31], ['10.0.0.0/16', 32], ['fd00::/64', 127], ['fd00::/64', 128]] as const) {
+      await expect(parse(pool('p', { cidr, blockSize: bs }))).rejects.toThrow(/spec\.blockSize: .*leaves no room/);
+    }
+  });
+
+  it('treats empty values as unset, as Calico does', async () => {
+    const r = await parse(pool('p', { cidr: '10.0.0.0/16', vxlanMode: '', ipipMode: '', blockSize: 0, nodeSelector: '', allowedUses: [] }));
+    expect(r.pools[0]).toMatchObject({ vxlanMode: 'Never', ipipMode: 'Never', blockSize: 26, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] });
   });
 });
 
