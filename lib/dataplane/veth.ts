@@ -163,8 +163,13 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
       // device (usually its default route); a static entry keeps pods working on nodes without one.
       pod.add('neigh', 'replace', GATEWAY_V4, 'lladdr', HOST_VETH_MAC, 'dev', w.ifname, 'nud', 'permanent');
     }
-    // (IPv6 would merge appended routes into one multipath route, so its routes are added.)
-    for (const r of podRoutes(w)) pod.add('route', r.gw === GATEWAY_V4 ? 'append' : 'add', r.dst, 'via', r.gw, 'dev', w.ifname, 'proto', ROUTE_PROTO);
+    // IPv6 would merge appended routes into one multipath route: a second interface's IPv6 routes get a
+    // metric of their own instead, behind eth0's (the kernel's default is 1024).
+    const v6Metric = w.ifname === 'eth0' ? [] : ['metric', String(1025 + (parseInt(sha1Hex(w.ifname).slice(0, 6), 16) % 1000))];
+    for (const r of podRoutes(w)) {
+      if (r.gw === GATEWAY_V4) pod.add('route', 'append', r.dst, 'via', r.gw, 'dev', w.ifname, 'proto', ROUTE_PROTO);
+      else pod.add('route', 'add', r.dst, 'via', r.gw, 'dev', w.ifname, ...v6Metric, 'proto', ROUTE_PROTO);
+    }
     pod.add('link', 'show', 'dev', w.ifname);
     const [podShown] = await pod.run();
     return { hostMac, podMac: macOf(podShown, w.ifname) };

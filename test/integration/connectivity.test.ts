@@ -95,6 +95,17 @@ describe('dual stack', () => {
     await expectPing(node.name, a6);
 
     expectSilentSuccess(await node.check(podA, 'A', { conf, prevResult: ra }));
+
+    // a second dual-stack tabby interface in pod A: both families route behind eth0's
+    const rn = expectResult(await node.add(podA, 'A', { conf, ifname: 'net1' }));
+    const [n4, n6] = rn.ips.map((i: any) => bare(i.address));
+    await expectPing(podB, n4);
+    await expectPing(podB, n6);
+    expect((await routes(podA, 6)).find((r) => r.dst === 'default')?.dev).toBe('eth0');
+    expectSilentSuccess(await node.check(podA, 'A', { conf, prevResult: rn, ifname: 'net1' }));
+    expectSilentSuccess(await node.del(podA, 'A', { conf, ifname: 'net1' }));
+    await expectPing(podB, a6);
+
     expectSilentSuccess(await node.del(podA, 'A', { conf }));
     expectSilentSuccess(await node.del(podB, 'B', { conf }));
     expect(node.reservations()).toEqual([]);
