@@ -5,8 +5,21 @@
 // contenders alternates every iteration so that machine noise hits both alike.
 import { parseArgs } from 'node:util';
 import {
-  cni, contenders, createNetns, createNode, deleteNetns, expectOk, fmtMs, fmtRatio, isMain, main, median,
-  nonLoLinks, p90, printTable, reservations,
+  cni,
+  contenders,
+  createNetns,
+  createNode,
+  deleteNetns,
+  expectOk,
+  fmtMs,
+  fmtRatio,
+  isMain,
+  main,
+  median,
+  nonLoLinks,
+  p90,
+  printTable,
+  reservations,
 } from './lib.mjs';
 
 async function oneCycle(node, c, cid) {
@@ -24,7 +37,9 @@ export async function cycle({ iterations = 30, warmup = 3 } = {}) {
   const node = await createNode();
   const cs = contenders();
   const samples = new Map(cs.map((c) => [c.name, { add: [], del: [], cycle: [] }]));
-  console.log(`== cycle: ADD+DEL, ${iterations} iterations after ${warmup} warm-ups, interleaved, node ${node}, ${cs[0].conf.cniVersion}, ${cs[0].conf.ipam.ranges[0][0].subnet}, mtu ${cs[0].conf.mtu}`);
+  console.log(
+    `== cycle: ADD+DEL, ${iterations} iterations after ${warmup} warm-ups, interleaved, node ${node}, ${cs[0].conf.cniVersion}, ${cs[0].conf.ipam.ranges[0][0].subnet}, mtu ${cs[0].conf.mtu}`,
+  );
   for (let i = 0; i < warmup + iterations; i++) {
     const order = i % 2 === 0 ? cs : [...cs].reverse();
     for (const c of order) {
@@ -51,8 +66,10 @@ export async function cycle({ iterations = 30, warmup = 3 } = {}) {
   const [t, r] = cs.map((c) => samples.get(c.name));
   const rows = ['add', 'del', 'cycle'].map((k) => [
     k === 'cycle' ? 'ADD+DEL' : k.toUpperCase(),
-    fmtMs(median(t[k])), fmtMs(p90(t[k])),
-    fmtMs(median(r[k])), fmtMs(p90(r[k])),
+    fmtMs(median(t[k])),
+    fmtMs(p90(t[k])),
+    fmtMs(median(r[k])),
+    fmtMs(p90(r[k])),
     fmtRatio(median(t[k]) / median(r[k])),
   ]);
   printTable(['ms', `${cs[0].name} med`, 'p90', `${cs[1].name} med`, 'p90', 'tabby/ref (med)'], rows);

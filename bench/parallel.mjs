@@ -6,8 +6,19 @@
 // dir holds no reservation and the node no link but lo.
 import { parseArgs } from 'node:util';
 import {
-  cni, contenders, createNetns, createNode, expectOk, fmtMs, fmtRatio, isMain, main, median, nonLoLinks,
-  printTable, reservations,
+  cni,
+  contenders,
+  createNetns,
+  createNode,
+  expectOk,
+  fmtMs,
+  fmtRatio,
+  isMain,
+  main,
+  median,
+  nonLoLinks,
+  printTable,
+  reservations,
 } from './lib.mjs';
 import { positiveInt } from './cycle.mjs';
 
@@ -17,7 +28,9 @@ async function burst(node, c, command, pods, rep) {
   const t0 = process.hrtime.bigint();
   const results = await Promise.all(pods.map((pod, i) => cni(node, c, command, cid(i), pod)));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const failed = results.map((r, i) => [r, i]).filter(([r]) => r.code !== 0 || (command === 'ADD' && !r.json?.ips?.length));
+  const failed = results
+    .map((r, i) => [r, i])
+    .filter(([r]) => r.code !== 0 || (command === 'ADD' && !r.json?.ips?.length));
   if (failed.length) {
     const [r, i] = failed[0];
     expectOk(c, command, cid(i), r); // throws with the first failure's output
@@ -40,20 +53,27 @@ export async function parallel({ pods: count = 100, reps = 3 } = {}) {
       if (held !== count) throw new Error(`${c.name}: ${held} reservations on disk after ${count} ADDs`);
       const del = await burst(node, c, 'DEL', pods, rep);
       const left = reservations(c);
-      if (left.length) throw new Error(`${c.name}: ${left.length} reservations left after the DELs (${left.slice(0, 5).join(', ')}...)`);
+      if (left.length)
+        throw new Error(
+          `${c.name}: ${left.length} reservations left after the DELs (${left.slice(0, 5).join(', ')}...)`,
+        );
       const links = await nonLoLinks(node);
       if (links.length) throw new Error(`${c.name}: ${links.length} links left in the node after the DELs`);
       span.get(c.name).add.push(add.ms);
       span.get(c.name).del.push(del.ms);
-      console.log(`rep ${rep + 1} ${c.name.padEnd(14)}  ADD ${fmtMs(add.ms).padStart(7)} ms  DEL ${fmtMs(del.ms).padStart(7)} ms  (${addrs.size} distinct addresses, 0 left after DEL)`);
+      console.log(
+        `rep ${rep + 1} ${c.name.padEnd(14)}  ADD ${fmtMs(add.ms).padStart(7)} ms  DEL ${fmtMs(del.ms).padStart(7)} ms  (${addrs.size} distinct addresses, 0 left after DEL)`,
+      );
     }
   }
 
   const [t, r] = cs.map((c) => span.get(c.name));
   const rows = ['add', 'del'].map((k) => [
     `${count} parallel ${k.toUpperCase()}s`,
-    t[k].map(fmtMs).join(' / '), fmtMs(median(t[k])),
-    r[k].map(fmtMs).join(' / '), fmtMs(median(r[k])),
+    t[k].map(fmtMs).join(' / '),
+    fmtMs(median(t[k])),
+    r[k].map(fmtMs).join(' / '),
+    fmtMs(median(r[k])),
     fmtRatio(median(t[k]) / median(r[k])),
   ]);
   printTable(['makespan ms', `${cs[0].name} runs`, 'med', `${cs[1].name} runs`, 'med', 'tabby/ref (med)'], rows);

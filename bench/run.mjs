@@ -8,9 +8,13 @@ import { fmtMs, fmtRatio, main, printTable, TABBY_BIN } from './lib.mjs';
 const BENCHES = { cycle, parallel };
 
 await main(async () => {
-  const { values, positionals } = parseArgs({ options: { ...cycleOptions, ...parallelOptions }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { ...cycleOptions, ...parallelOptions },
+    allowPositionals: true,
+  });
   const unknown = positionals.filter((p) => !(p in BENCHES));
-  if (unknown.length) throw new Error(`unknown benchmark ${unknown.join(', ')} (known: ${Object.keys(BENCHES).join(', ')})`);
+  if (unknown.length)
+    throw new Error(`unknown benchmark ${unknown.join(', ')} (known: ${Object.keys(BENCHES).join(', ')})`);
   const names = positionals.length ? positionals : Object.keys(BENCHES);
   console.log(`tabby: ${TABBY_BIN}; reference: /usr/lib/cni/ptp + host-local; node ${process.version}\n`);
 

@@ -14,8 +14,14 @@ export async function trace({ samples = 15 } = {}) {
   const floors = { 'ip netns exec /bin/true': [], 'tabby VERSION': [], 'ptp VERSION': [] };
   for (let i = 0; i < samples; i++) {
     floors['ip netns exec /bin/true'].push((await run(IP, ['netns', 'exec', node, '/bin/true'])).ms);
-    for (const [k, c] of [['tabby VERSION', tabby], ['ptp VERSION', ref]]) {
-      const r = await run(IP, ['netns', 'exec', node, ...c.argv], { env, input: JSON.stringify({ cniVersion: '1.0.0' }) });
+    for (const [k, c] of [
+      ['tabby VERSION', tabby],
+      ['ptp VERSION', ref],
+    ]) {
+      const r = await run(IP, ['netns', 'exec', node, ...c.argv], {
+        env,
+        input: JSON.stringify({ cniVersion: '1.0.0' }),
+      });
       if (r.code !== 0) throw new Error(`${k} failed: exit ${r.code}: ${r.stdout}${r.stderr}`);
       floors[k].push(r.ms);
     }

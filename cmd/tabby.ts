@@ -11,11 +11,13 @@ import { runPlugin } from '../lib/cni/skel';
 async function main(): Promise<number> {
   const invokedAs = path.basename(process.argv0 || process.argv[1] || '');
   if (process.env.CNI_COMMAND !== undefined) {
-    return runPlugin(invokedAs === 'tabby-ipam'
-      ? async () => (await import('./ipam-plugin')).ipamPlugin
-      : async () => (await import('./plugin')).tabbyPlugin);
+    return runPlugin(
+      invokedAs === 'tabby-ipam'
+        ? async () => (await import('./plugin/ipam-plugin')).ipamPlugin
+        : async () => (await import('./plugin/plugin')).tabbyPlugin,
+    );
   }
-  return (await import('./cli')).runCli(process.argv.slice(2));
+  return (await import('./cli/main')).runCli(process.argv.slice(2));
 }
 
 main().then(

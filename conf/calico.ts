@@ -1,4 +1,4 @@
-import { Cidr, formatCidr, hasHostBits, networkOf, overlaps, parseCidr, parseIP, Addr } from '../ipam/addr';
+import { Cidr, formatCidr, hasHostBits, networkOf, overlaps, parseCidr, parseIP, Addr } from '../lib/net/addr';
 import { CniError, Code } from '../lib/cni/errors';
 import { isObj, Obj } from './fields';
 
@@ -56,13 +56,30 @@ export class ClusterFileError extends CniError {
 }
 
 const API_VERSION = 'projectcalico.org/v3';
-const POOL_FIELDS = new Set(['cidr', 'vxlanMode', 'ipipMode', 'natOutgoing', 'disabled', 'disableBGPExport', 'blockSize',
-  'nodeSelector', 'namespaceSelector', 'allowedUses', 'assignmentMode', 'ipip', 'nat-outgoing']);
+const POOL_FIELDS = new Set([
+  'cidr',
+  'vxlanMode',
+  'ipipMode',
+  'natOutgoing',
+  'disabled',
+  'disableBGPExport',
+  'blockSize',
+  'nodeSelector',
+  'namespaceSelector',
+  'allowedUses',
+  'assignmentMode',
+  'ipip',
+  'nat-outgoing',
+]);
 const LINK_LOCAL = [parseCidr('169.254.0.0/16')!, parseCidr('fe80::/10')!];
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 class Fields {
-  constructor(readonly where: string, readonly o: Obj, readonly path: string) {}
+  constructor(
+    readonly where: string,
+    readonly o: Obj,
+    readonly path: string,
+  ) {}
   err(key: string, problem: string): ClusterFileError {
     return new ClusterFileError(this.where, this.path ? `${this.path}.${key}` : key, problem);
   }
@@ -81,7 +98,8 @@ class Fields {
   int(key: string): number | undefined {
     const v = this.o[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.err(key, `must be an integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      throw this.err(key, `must be an integer, got ${JSON.stringify(v)}`);
     return v;
   }
   mode(key: string): EncapMode {
@@ -117,33 +135,48 @@ class Fields {
 function parsePool(where: string, name: string, spec: Fields): IPPool {
   for (const k of Object.keys(spec.o)) if (!POOL_FIELDS.has(k)) throw spec.err(k, 'unknown field');
   // The APIv1 fields exist in v3 only to be refused when set (validate mustBeNil / mustBeFalse).
-  if (spec.o.ipip !== undefined && spec.o.ipip !== null) throw spec.err('ipip', 'is the APIv1 field and may not be set: use ipipMode');
+  if (spec.o.ipip !== undefined && spec.o.ipip !== null)
+    throw spec.err('ipip', 'is the APIv1 field and may not be set: use ipipMode');
   if (spec.o['nat-outgoing'] !== undefined && spec.o['nat-outgoing'] !== null && spec.o['nat-outgoing'] !== false) {
     throw spec.err('nat-outgoing', 'is the APIv1 field and may not be set: use natOutgoing');
   }
   const cidr = spec.cidr('cidr', true)!;
   const v4 = cidr.ip.family === 4;
-  if (hasHostBits(cidr)) throw spec.err('cidr', `${formatCidr(cidr)} has host bits set (the network is ${formatCidr({ ip: networkOf(cidr), prefix: cidr.prefix })})`);
-  for (const ll of LINK_LOCAL) if (overlaps(ll, cidr)) throw spec.err('cidr', `${formatCidr(cidr)} overlaps the link-local range ${formatCidr(ll)}`);
+  if (hasHostBits(cidr))
+    throw spec.err(
+      'cidr',
+      `${formatCidr(cidr)} has host bits set (the network is ${formatCidr({ ip: networkOf(cidr), prefix: cidr.prefix })})`,
+    );
+  for (const ll of LINK_LOCAL)
+    if (overlaps(ll, cidr))
+      throw spec.err('cidr', `${formatCidr(cidr)} overlaps the link-local range ${formatCidr(ll)}`);
   const vxlanMode = spec.mode('vxlanMode');
   const ipipMode = spec.mode('ipipMode');
-  if (vxlanMode !== 'Never' && ipipMode !== 'Never') throw spec.err('ipipMode', `cannot be ${ipipMode} while vxlanMode is ${vxlanMode}: choose one encapsulation`);
+  if (vxlanMode !== 'Never' && ipipMode !== 'Never')
+    throw spec.err('ipipMode', `cannot be ${ipipMode} while vxlanMode is ${vxlanMode}: choose one encapsulation`);
   if (!v4 && ipipMode !== 'Never') throw spec.err('ipipMode', 'IPIP is not supported for IPv6 pools');
   const disabled = spec.bool('disabled') ?? false;
   const blockSize = spec.int('blockSize') || (v4 ? 26 : 122); // 0 means unset, as in Calico
   const [lo, hi] = v4 ? [20, 32] : [116, 128];
-  if (blockSize < lo || blockSize > hi) throw spec.err('blockSize', `must be between ${lo} and ${hi} for an IPv${v4 ? 4 : 6} pool, got ${blockSize}`);
+  if (blockSize < lo || blockSize > hi)
+    throw spec.err('blockSize', `must be between ${lo} and ${hi} for an IPv${v4 ? 4 : 6} pool, got ${blockSize}`);
   // Calico allows /31 and /32 blocks (/127, /128); tabby's IPAM keeps each block's first address for the
   // node (its gateway and tunnel address) and needs at least two more, so it refuses them here, not at ADD.
-  if (blockSize > hi - 2) throw spec.err('blockSize', `${blockSize} leaves no room for pods in tabby's IPAM: use at most ${hi - 2}`);
-  if (cidr.prefix > blockSize && !disabled) throw spec.err('cidr', `prefix /${cidr.prefix} is longer than the blockSize ${blockSize}`);
+  if (blockSize > hi - 2)
+    throw spec.err('blockSize', `${blockSize} leaves no room for pods in tabby's IPAM: use at most ${hi - 2}`);
+  if (cidr.prefix > blockSize && !disabled)
+    throw spec.err('cidr', `prefix /${cidr.prefix} is longer than the blockSize ${blockSize}`);
   const given = spec.o.allowedUses;
-  const uses = given === undefined || given === null || (Array.isArray(given) && given.length === 0) ? ['Workload', 'Tunnel'] : given;
+  const uses =
+    given === undefined || given === null || (Array.isArray(given) && given.length === 0)
+      ? ['Workload', 'Tunnel']
+      : given;
   if (!Array.isArray(uses) || uses.some((u) => typeof u !== 'string' || !USES.includes(u))) {
     throw spec.err('allowedUses', `must be a list of ${USES.join(', ')}`);
   }
   const assignmentMode = spec.str('assignmentMode') ?? 'Automatic';
-  if (!['Automatic', 'Manual'].includes(assignmentMode)) throw spec.err('assignmentMode', `must be Automatic or Manual, got "${assignmentMode}"`);
+  if (!['Automatic', 'Manual'].includes(assignmentMode))
+    throw spec.err('assignmentMode', `must be Automatic or Manual, got "${assignmentMode}"`);
   return {
     name,
     cidr,
@@ -163,12 +196,15 @@ function parsePool(where: string, name: string, spec: Fields): IPPool {
 function parseNode(name: string, spec: Fields): NodeRecord {
   const bgp = spec.obj('bgp');
   const mac = spec.str('vxlanTunnelMACAddr');
-  if (mac !== undefined && mac !== '' && !MAC_RE.test(mac)) throw spec.err('vxlanTunnelMACAddr', `"${mac}" is not a MAC address`);
+  if (mac !== undefined && mac !== '' && !MAC_RE.test(mac))
+    throw spec.err('vxlanTunnelMACAddr', `"${mac}" is not a MAC address`);
   const withPrefix = (f: Fields | undefined, key: string): Cidr | undefined => {
     if (!f) return undefined;
     const s = f.str(key);
     if (s === undefined || s === '') return undefined;
-    const c = s.includes('/') ? parseCidr(s) : ((a) => (a ? { ip: a, prefix: a.family === 4 ? 32 : 128 } : undefined))(parseIP(s));
+    const c = s.includes('/')
+      ? parseCidr(s)
+      : ((a) => (a ? { ip: a, prefix: a.family === 4 ? 32 : 128 } : undefined))(parseIP(s));
     if (!c) throw f.err(key, `"${s}" is not an address with a prefix`);
     return c;
   };
@@ -190,69 +226,143 @@ function parseAffinity(name: string, spec: Fields): BlockAffinity {
   return { name, node, cidr };
 }
 
+type Resource = IPPool | NodeRecord | BlockAffinity;
+
+/** A resource read from a document, and where in the document it is (after "document N"), for errors. */
+interface Read {
+  kind: 'IPPool' | 'Node' | 'BlockAffinity';
+  res: Resource;
+  suffix: string;
+}
+
+// Frozen documents (a DocumentCache freezes the ones it hands out) cannot change, so each is read once:
+// a long-running process re-reads a file of thousands of documents after each change, and only the
+// changed documents are new objects.
+const readOnce = new WeakMap<object, readonly Read[]>();
+
 /** Turns parsed documents (YAML or JSON) into validated resources. `List` kinds are unrolled. */
 export function resourcesFromDocuments(docs: unknown[]): ClusterResources {
   const out: ClusterResources = { pools: [], nodes: [], affinities: [] };
-  const located = new Map<object, string>(); // resource -> "document N (Kind name)", for errors across resources
-  const visit = (doc: unknown, where: string): void => {
-    if (doc === null || doc === undefined) return; // an empty document (e.g. a trailing ---)
-    if (!isObj(doc)) throw new ClusterFileError(where, '(document)', 'must be a mapping');
-    const top = new Fields(where, doc, '');
-    const kind = top.str('kind');
-    if (kind && kind.endsWith('List') && Array.isArray(doc.items)) {
-      doc.items.forEach((item, i) => visit(item, `${where} (${kind} item ${i})`));
-      return;
+  // Each resource's document and place in it, looked up only for an error across resources:
+  // "document N (Kind name)". Plain arrays, as a map would cost more than the rest on a file that is valid.
+  const placed: Read[] = [];
+  const docOf: number[] = [];
+  const seen = new Set<object>();
+  docs.forEach((doc, i) => {
+    for (const read of readDocument(doc, i, seen)) {
+      if (read.kind === 'IPPool') out.pools.push(read.res as IPPool);
+      else if (read.kind === 'Node') out.nodes.push(read.res as NodeRecord);
+      else out.affinities.push(read.res as BlockAffinity);
+      placed.push(read);
+      docOf.push(i);
     }
-    const apiVersion = top.str('apiVersion');
-    if (apiVersion !== API_VERSION) throw top.err('apiVersion', `must be ${API_VERSION}, got ${JSON.stringify(apiVersion)}`);
-    const name = top.obj('metadata')?.str('name');
-    if (!name) throw top.err('metadata.name', 'is required');
-    const at = `${where} (${kind} ${name})`;
-    const spec = new Fields(at, isObj(doc.spec) ? doc.spec : {}, 'spec');
-    if (doc.spec !== undefined && !isObj(doc.spec)) throw spec.err('', 'must be a mapping');
-    let res: IPPool | NodeRecord | BlockAffinity;
-    switch (kind) {
-      case 'IPPool': out.pools.push((res = parsePool(at, name, spec))); break;
-      case 'Node': out.nodes.push((res = parseNode(name, spec))); break;
-      case 'BlockAffinity': out.affinities.push((res = parseAffinity(name, spec))); break;
-      default: throw top.err('kind', `tabby reads IPPool, Node and BlockAffinity, not ${JSON.stringify(kind)}`);
-    }
-    located.set(res, at);
-  };
-  docs.forEach((d, i) => visit(d, `document ${i + 1}`));
-  validateTogether(out, (o, fallback) => located.get(o) ?? fallback);
+  });
+  validateTogether(out, (o, fallback) => {
+    const at = placed.findIndex((r) => r.res === o);
+    return at < 0 ? fallback : `document ${docOf[at] + 1}${placed[at].suffix}`;
+  });
   return out;
+}
+
+/** The resources of document i, remembered for a frozen one (unless it is listed twice: each gets its own). */
+function readDocument(doc: unknown, i: number, seen: Set<object>): readonly Read[] {
+  if (doc === null || doc === undefined) return []; // an empty document (e.g. a trailing ---)
+  const once = typeof doc === 'object' && Object.isFrozen(doc) && !seen.has(doc);
+  if (once) {
+    seen.add(doc);
+    const known = readOnce.get(doc);
+    if (known) return known;
+  }
+  const where = `document ${i + 1}`;
+  const reads: Read[] = [];
+  visit(doc, where, (kind, res, at) => reads.push({ kind, res, suffix: at.slice(where.length) }));
+  if (once) {
+    reads.forEach((r) => Object.freeze(r.res)); // shared by every load from now on
+    readOnce.set(doc, reads);
+  }
+  return reads;
+}
+
+function visit(doc: unknown, where: string, found: (kind: Read['kind'], res: Resource, at: string) => void): void {
+  if (doc === null || doc === undefined) return; // an empty document (e.g. a trailing ---)
+  if (!isObj(doc)) throw new ClusterFileError(where, '(document)', 'must be a mapping');
+  const top = new Fields(where, doc, '');
+  const kind = top.str('kind');
+  if (kind && kind.endsWith('List') && Array.isArray(doc.items)) {
+    doc.items.forEach((item, i) => visit(item, `${where} (${kind} item ${i})`, found));
+    return;
+  }
+  const apiVersion = top.str('apiVersion');
+  if (apiVersion !== API_VERSION)
+    throw top.err('apiVersion', `must be ${API_VERSION}, got ${JSON.stringify(apiVersion)}`);
+  const name = top.obj('metadata')?.str('name');
+  if (!name) throw top.err('metadata.name', 'is required');
+  const at = `${where} (${kind} ${name})`;
+  const spec = new Fields(at, isObj(doc.spec) ? doc.spec : {}, 'spec');
+  if (doc.spec !== undefined && !isObj(doc.spec)) throw spec.err('', 'must be a mapping');
+  switch (kind) {
+    case 'IPPool':
+      return found(kind, parsePool(at, name, spec), at);
+    case 'Node':
+      return found(kind, parseNode(name, spec), at);
+    case 'BlockAffinity':
+      return found(kind, parseAffinity(name, spec), at);
+    default:
+      throw top.err('kind', `tabby reads IPPool, Node and BlockAffinity, not ${JSON.stringify(kind)}`);
+  }
 }
 
 /** Rules across resources: unique names, no overlapping pools, blocks inside a pool and of its size. */
 function validateTogether(r: ClusterResources, locate: (o: object, fallback: string) => string): void {
-  const seen = new Set<string>();
-  const unique = (kind: string, o: { name: string }): void => {
-    if (seen.has(`${kind}/${o.name}`)) throw new ClusterFileError(locate(o, `${kind} ${o.name}`), 'metadata.name', 'is defined twice');
-    seen.add(`${kind}/${o.name}`);
+  const unique = (kind: string, list: { name: string }[]): void => {
+    const names = new Set<string>();
+    for (const o of list) {
+      if (names.has(o.name))
+        throw new ClusterFileError(locate(o, `${kind} ${o.name}`), 'metadata.name', 'is defined twice');
+      names.add(o.name);
+    }
   };
-  r.pools.forEach((p) => unique('IPPool', p));
-  r.nodes.forEach((n) => unique('Node', n));
-  r.affinities.forEach((a) => unique('BlockAffinity', a));
-  r.pools.forEach((p, i) => r.pools.slice(0, i).forEach((q) => {
-    if (overlaps(p.cidr, q.cidr)) throw new ClusterFileError(locate(p, `IPPool ${p.name}`), 'spec.cidr', `${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`);
-  }));
+  unique('IPPool', r.pools);
+  unique('Node', r.nodes);
+  unique('BlockAffinity', r.affinities);
+  r.pools.forEach((p, i) =>
+    r.pools.slice(0, i).forEach((q) => {
+      if (overlaps(p.cidr, q.cidr))
+        throw new ClusterFileError(
+          locate(p, `IPPool ${p.name}`),
+          'spec.cidr',
+          `${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`,
+        );
+    }),
+  );
   for (const a of r.affinities) {
-    const at = locate(a, `BlockAffinity ${a.name}`);
+    const at = (): string => locate(a, `BlockAffinity ${a.name}`); // only for an error: a string per block costs
     const pool = r.pools.find((p) => overlaps(p.cidr, a.cidr));
-    if (!pool) throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is in no IPPool`);
+    if (!pool) throw new ClusterFileError(at(), 'spec.cidr', `${formatCidr(a.cidr)} is in no IPPool`);
     if (a.cidr.prefix !== pool.blockSize) {
-      throw new ClusterFileError(at, 'spec.cidr', `${formatCidr(a.cidr)} is not a /${pool.blockSize} block of IPPool ${pool.name}`);
+      throw new ClusterFileError(
+        at(),
+        'spec.cidr',
+        `${formatCidr(a.cidr)} is not a /${pool.blockSize} block of IPPool ${pool.name}`,
+      );
     }
   }
   // Blocks are aligned prefixes, so two overlap only if they are neighbours in address order: sorting
   // keeps this O(n log n) (every pod start validates the file, and large clusters have thousands of blocks).
-  const sorted = [...r.affinities].sort((x, y) => x.cidr.ip.family - y.cidr.ip.family || (x.cidr.ip.value < y.cidr.ip.value ? -1 : x.cidr.ip.value > y.cidr.ip.value ? 1 : 0));
+  const sorted = [...r.affinities].sort(
+    (x, y) =>
+      x.cidr.ip.family - y.cidr.ip.family ||
+      (x.cidr.ip.value < y.cidr.ip.value ? -1 : x.cidr.ip.value > y.cidr.ip.value ? 1 : 0),
+  );
   sorted.forEach((a, i) => {
     const b = sorted[i - 1];
     if (b && overlaps(a.cidr, b.cidr)) {
       const [later, earlier] = r.affinities.indexOf(a) > r.affinities.indexOf(b) ? [a, b] : [b, a];
-      throw new ClusterFileError(locate(later, `BlockAffinity ${later.name}`), 'spec.cidr', `${formatCidr(later.cidr)} is already affine to node ${earlier.node} (BlockAffinity ${earlier.name})`);
+      throw new ClusterFileError(
+        locate(later, `BlockAffinity ${later.name}`),
+        'spec.cidr',
+        `${formatCidr(later.cidr)} is already affine to node ${earlier.node} (BlockAffinity ${earlier.name})`,
+      );
     }
   });
 }
@@ -262,29 +372,31 @@ function validateTogether(r: ClusterResources, locate: (o: object, fallback: str
  * The plain documents are pushed to `docsOut`, for a cache that skips the YAML parser next time.
  */
 export async function parseClusterText(text: string, docsOut: unknown[] = []): Promise<ClusterResources> {
+  for (const d of await documentsFromText(text)) docsOut.push(d);
+  return resourcesFromDocuments(docsOut);
+}
+
+/**
+ * The documents of a cluster file's text, parsed whole. Errors name the document: `document N`, counted
+ * as the YAML parser counts them (JSON is one document, whose items are numbered when it is a list).
+ */
+export async function documentsFromText(text: string): Promise<unknown[]> {
   const trimmed = text.trimStart();
   if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
-    let doc: unknown;
-    let json = true;
     try {
-      doc = JSON.parse(text);
+      const doc: unknown = JSON.parse(text);
+      return Array.isArray(doc) ? doc : [doc];
     } catch {
       // Not one JSON text: YAML flow style (`{kind: IPPool, ...}`) or JSON documents between `---`.
       // JSON is YAML, so the YAML parser reads it and names the document that is wrong.
-      json = false;
-    }
-    if (json) {
-      docsOut.push(...(Array.isArray(doc) ? doc : [doc]));
-      return resourcesFromDocuments(docsOut);
     }
   }
   // yaml is loaded only here: it costs tens of milliseconds to load, and pod starts use a cached copy.
   const { parseAllDocuments } = await import('yaml');
   const docs = parseAllDocuments(text);
   const list = Array.isArray(docs) ? docs : [docs];
-  docsOut.push(...list.map((d, i) => {
+  return list.map((d, i) => {
     if (d.errors.length) throw new ClusterFileError(`document ${i + 1}`, '(YAML)', d.errors[0].message);
     return d.toJS();
-  }));
-  return resourcesFromDocuments(docsOut);
+  });
 }

@@ -30,7 +30,8 @@ export function reqStr(o: Obj, key: string, path: string): string {
 export function optInt(o: Obj, key: string, path: string, min: number, max: number): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw configError(join(path, key), `must be an integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw configError(join(path, key), `must be an integer, got ${JSON.stringify(v)}`);
   if (v < min || v > max) throw configError(join(path, key), `must be between ${min} and ${max}, got ${v}`);
   return v;
 }

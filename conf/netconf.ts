@@ -1,10 +1,10 @@
 import { configError } from '../lib/cni/errors';
 import { DNS, fromAny, Result } from '../lib/cni/result';
 import { Level, LEVELS } from '../lib/log';
-import { Attachment } from '../ipam/store';
+import { Attachment } from '../lib/cni/attachment';
 import { hostname } from 'node:os';
 import { isObj, Obj, optInt, optObj, optStr, reqStr } from './fields';
-import { validAutodetectMethod } from '../lib/cluster/identity';
+import { validAutodetectMethod } from './autodetect';
 
 /** The `tabby` plugin's configuration (one entry of a conflist, as the runtime hands it over). */
 export interface NetConf {
@@ -45,10 +45,17 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
   const bad = method ? validAutodetectMethod(method) : undefined;
   if (bad) throw configError('ipAutodetectionMethod', bad);
   const natBackend = optStr(raw, 'natBackend', '') ?? 'auto';
-  if (!NAT_BACKENDS.includes(natBackend)) throw configError('natBackend', `must be one of ${NAT_BACKENDS.join(', ')}, got "${natBackend}"`);
+  if (!NAT_BACKENDS.includes(natBackend))
+    throw configError('natBackend', `must be one of ${NAT_BACKENDS.join(', ')}, got "${natBackend}"`);
   const stateDir = optStr(raw, 'stateDir', '') || DEFAULT_STATE_DIR;
   if (!stateDir.startsWith('/')) throw configError('stateDir', `must be an absolute path, got "${stateDir}"`);
-  return { file, nodeName, ipAutodetectionMethod: method || undefined, natBackend: natBackend as ClusterConf['natBackend'], stateDir };
+  return {
+    file,
+    nodeName,
+    ipAutodetectionMethod: method || undefined,
+    natBackend: natBackend as ClusterConf['natBackend'],
+    stateDir,
+  };
 }
 
 export const IN_PROCESS_IPAM = 'tabby-ipam';
@@ -57,9 +64,11 @@ export function parseNetConf(raw: Obj, cniVersion: string): NetConf {
   const ipam = optObj(raw, 'ipam', '');
   if (!ipam) throw configError('ipam', 'is required');
   const logLevel = optStr(raw, 'logLevel', '') ?? 'info';
-  if (!(LEVELS as string[]).includes(logLevel)) throw configError('logLevel', `must be one of ${LEVELS.join(', ')}, got "${logLevel}"`);
+  if (!(LEVELS as string[]).includes(logLevel))
+    throw configError('logLevel', `must be one of ${LEVELS.join(', ')}, got "${logLevel}"`);
   const logFile = optStr(raw, 'logFile', '');
-  if (logFile !== undefined && !logFile.startsWith('/')) throw configError('logFile', `must be an absolute path, got "${logFile}"`);
+  if (logFile !== undefined && !logFile.startsWith('/'))
+    throw configError('logFile', `must be an absolute path, got "${logFile}"`);
   const dns = optObj(raw, 'dns', '');
   return {
     name: reqStr(raw, 'name', ''),

@@ -2,8 +2,8 @@ import { Request } from '../lib/cni/skel';
 import { delegate } from '../lib/cni/delegate';
 import { Result } from '../lib/cni/result';
 import { IN_PROCESS_IPAM, validAttachments } from '../conf/netconf';
-import { ClusterIpam, parseIpamConf } from '../conf/ipam';
-import { Attachment } from './store';
+import { ClusterIpam, parseIpamConf } from './config';
+import { Attachment } from '../lib/cni/attachment';
 
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './ipam';
 
@@ -30,8 +30,12 @@ export function ipamClient(req: Request, type: string, cluster?: ClusterIpam): I
     const conf = () => parseIpamConf(req.config, req.env, cluster);
     return {
       add: () => ipamAdd(conf(), who),
-      del: async () => { await ipamDel(conf(), who); },
-      check: async () => { await ipamCheck(conf(), who); },
+      del: async () => {
+        await ipamDel(conf(), who);
+      },
+      check: async () => {
+        await ipamCheck(conf(), who);
+      },
       gc: () => ipamGc(conf(), validAttachments(req.config)),
       status: () => ipamStatus(conf()),
     };
@@ -39,9 +43,18 @@ export function ipamClient(req: Request, type: string, cluster?: ClusterIpam): I
   const run = (cmd: string) => delegate(type, cmd, req.stdin, req.env.path);
   return {
     add: async () => (await run('ADD'))!,
-    del: async () => { await run('DEL'); },
-    check: async () => { await run('CHECK'); },
-    gc: async () => { await run('GC'); return { garbage: [], errors: [] }; },
-    status: async () => { await run('STATUS'); },
+    del: async () => {
+      await run('DEL');
+    },
+    check: async () => {
+      await run('CHECK');
+    },
+    gc: async () => {
+      await run('GC');
+      return { garbage: [], errors: [] };
+    },
+    status: async () => {
+      await run('STATUS');
+    },
   };
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Attachment, IpamStore, Reservation } from './store';
+import { Attachment } from '../lib/cni/attachment';
+import { IpamStore, Reservation } from './store';
 import { withDirLock } from './lock';
 import { CniError, Code } from '../lib/cni/errors';
 
@@ -8,7 +9,10 @@ const LAST_RESERVED = 'last_reserved_ip.';
 
 /** host-local's file name for an IP (':' is kept on Linux). */
 const isReservationFile = (name: string): boolean =>
-  !name.startsWith(LAST_RESERVED) && name !== 'lock' && !name.startsWith('tabby.') && (name.includes('.') || name.includes(':'));
+  !name.startsWith(LAST_RESERVED) &&
+  name !== 'lock' &&
+  !name.startsWith('tabby.') &&
+  (name.includes('.') || name.includes(':'));
 
 /**
  * host-local's on-disk format: `<dataDir>/<network>/<ip>` holding `<containerID>\r\n<ifname>`
@@ -54,7 +58,6 @@ export class DiskStore implements IpamStore {
     }
     return true;
   }
-
 
   lastReserved(rangeSetIndex: number): string | undefined {
     try {

@@ -1,10 +1,11 @@
 import { CniError, Code } from '../lib/cni/errors';
 import { Result } from '../lib/cni/result';
-import { Addr, formatIP, parseIP } from './addr';
+import { Addr, formatIP, parseIP } from '../lib/net/addr';
 import { describeRangeSet, isGateway, rangeSetContains, RangeSet, walkRangeSet } from './range';
-import { Attachment, IpamStore, Reservation } from './store';
+import { Attachment } from '../lib/cni/attachment';
+import { IpamStore, Reservation } from './store';
 import { DiskStore } from './disk-store';
-import { IpamConf } from '../conf/ipam';
+import { IpamConf } from './config';
 import { log } from '../lib/log';
 
 export const storeFor = (conf: IpamConf): IpamStore => new DiskStore(conf.dataDir, conf.network);
@@ -32,10 +33,16 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
       if (want >= 0) {
         const ip = requested.splice(want, 1)[0];
         if (isGateway(set, ip)) {
-          throw new CniError(Code.AddressUnavailable, `requested IP ${formatIP(ip)} is the gateway of range set ${describeRangeSet(set)}`);
+          throw new CniError(
+            Code.AddressUnavailable,
+            `requested IP ${formatIP(ip)} is the gateway of range set ${describeRangeSet(set)}`,
+          );
         }
         if (!take(ip, i)) {
-          throw new CniError(Code.AddressUnavailable, `requested IP address ${formatIP(ip)} is not available in range set ${describeRangeSet(set)}`);
+          throw new CniError(
+            Code.AddressUnavailable,
+            `requested IP address ${formatIP(ip)} is not available in range set ${describeRangeSet(set)}`,
+          );
         }
         return;
       }
@@ -44,7 +51,10 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
       throw new CniError(Code.NoFreeAddress, `no IP addresses available in range set: ${describeRangeSet(set)}`);
     });
     if (requested.length > 0) {
-      throw new CniError(Code.AddressUnavailable, `requested IP address ${formatIP(requested[0])} is outside every configured range`);
+      throw new CniError(
+        Code.AddressUnavailable,
+        `requested IP address ${formatIP(requested[0])} is outside every configured range`,
+      );
     }
   } catch (e) {
     for (const a of out) store.release(formatIP(a.ip)); // all or nothing
@@ -57,14 +67,18 @@ const prefixOf = (set: RangeSet, ip: Addr): number => rangeSetContains(set, ip)!
 
 /** IPAM ADD: reserves one address per rangeset and returns an IPAM result (no interfaces). */
 export async function ipamAdd(conf: IpamConf, who: Attachment): Promise<Result> {
-  if (conf.rangeSets.length === 0) throw new CniError(Code.InvalidNetworkConfig, 'invalid config: ipam.ranges: no IP ranges specified');
+  if (conf.rangeSets.length === 0)
+    throw new CniError(Code.InvalidNetworkConfig, 'invalid config: ipam.ranges: no IP ranges specified');
   const store = storeFor(conf);
   // Only this attachment's own ADD writes reservations that name it, and a runtime never runs two
   // operations on one attachment at once: the duplicate check reads outside the lock. Under the lock
   // there is only a directory listing and the new files, so the lock is held for very little.
   const dup = store.list().find((r) => held(r, who, false));
   if (dup) {
-    throw new CniError(Code.AddressUnavailable, `${who.containerId}/${who.ifname} already holds ${dup.ip} (duplicate allocation)`);
+    throw new CniError(
+      Code.AddressUnavailable,
+      `${who.containerId}/${who.ifname} already holds ${dup.ip} (duplicate allocation)`,
+    );
   }
   const allocs = await store.withLock(() => allocate(conf, store, who, store.reservedIps()));
   log.info(`reserved ${allocs.map((a) => formatIP(a.ip)).join(', ')} in ${conf.network}`);
@@ -93,10 +107,12 @@ export async function ipamDel(conf: IpamConf, who: Attachment): Promise<string[]
   const mine = store.list().filter((r) => held(r, who));
   if (mine.length === 0) return [];
   const released = await store.withLock(() =>
-    mine.filter((r) => {
-      const h = store.holder(r.ip);
-      return h !== undefined && held(h, who) && store.release(r.ip);
-    }).map((r) => r.ip),
+    mine
+      .filter((r) => {
+        const h = store.holder(r.ip);
+        return h !== undefined && held(h, who) && store.release(r.ip);
+      })
+      .map((r) => r.ip),
   );
   if (released.length) log.info(`released ${released.join(', ')} from ${conf.network}`);
   return released;
@@ -104,9 +120,14 @@ export async function ipamDel(conf: IpamConf, who: Attachment): Promise<string[]
 
 /** IPAM CHECK: the attachment still holds an address (a read: no lock needed). */
 export async function ipamCheck(conf: IpamConf, who: Attachment): Promise<string[]> {
-  const mine = storeFor(conf).list().filter((r) => held(r, who));
+  const mine = storeFor(conf)
+    .list()
+    .filter((r) => held(r, who));
   if (mine.length === 0) {
-    throw new CniError(Code.CheckFailed, `IPAM: no reservation for ${who.containerId}/${who.ifname} in network ${conf.network}`);
+    throw new CniError(
+      Code.CheckFailed,
+      `IPAM: no reservation for ${who.containerId}/${who.ifname} in network ${conf.network}`,
+    );
   }
   return mine.map((r) => r.ip);
 }
@@ -137,7 +158,8 @@ export async function ipamGc(conf: IpamConf, valid: Attachment[]): Promise<GcOut
         out.errors.push(`releasing ${r.ip} (${r.containerId}/${r.ifname}): ${(e as Error).message}`);
       }
     }
-    if (out.released.length) log.info(`GC released ${out.released.map((r) => `${r.ip} (${r.containerId}/${r.ifname})`).join(', ')}`);
+    if (out.released.length)
+      log.info(`GC released ${out.released.map((r) => `${r.ip} (${r.containerId}/${r.ifname})`).join(', ')}`);
     return out;
   });
 }
@@ -156,11 +178,17 @@ export async function ipamStatus(conf: IpamConf): Promise<void> {
       const used = new Set([...store.reservedIps(), ...conf.reserved.map(formatIP)]);
       conf.rangeSets.forEach((set) => {
         for (const ip of walkRangeSet(set, undefined)) if (!used.has(formatIP(ip))) return;
-        throw new CniError(Code.NotAvailable, `no free address in range set ${describeRangeSet(set)} of network ${conf.network}`);
+        throw new CniError(
+          Code.NotAvailable,
+          `no free address in range set ${describeRangeSet(set)} of network ${conf.network}`,
+        );
       });
     });
   } catch (e) {
     if (e instanceof CniError && e.code === Code.NotAvailable) throw e;
-    throw new CniError(Code.NotAvailable, `IPAM store for network ${conf.network} is unusable: ${(e as Error).message}`);
+    throw new CniError(
+      Code.NotAvailable,
+      `IPAM store for network ${conf.network} is unusable: ${(e as Error).message}`,
+    );
   }
 }

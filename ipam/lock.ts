@@ -74,7 +74,9 @@ function waitForRelease(name: string, deadline: number): Promise<string> {
     const sock = net.connect({ path: name });
     const timer = setTimeout(() => sock.destroy(), Math.max(0, deadline - Date.now()));
     let code = '';
-    sock.on('error', (e: NodeJS.ErrnoException) => { code = e.code ?? 'error'; });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      code = e.code ?? 'error';
+    });
     sock.on('close', () => {
       clearTimeout(timer);
       resolve(code);
@@ -96,7 +98,7 @@ export async function withDirLock<T>(dir: string, fn: () => T | Promise<T>, time
   const started = Date.now();
   const deadline = started + timeoutMs;
   let held: Held | undefined;
-  for (let refused = 0; ; ) {
+  for (let refused = 0; ;) {
     try {
       held = await bind(name);
     } catch (e) {
@@ -104,7 +106,10 @@ export async function withDirLock<T>(dir: string, fn: () => T | Promise<T>, time
     }
     if (held) break;
     if (Date.now() >= deadline) {
-      throw new CniError(Code.TryAgainLater, `cannot lock ${dir}: another process has held it for over ${timeoutMs} ms`);
+      throw new CniError(
+        Code.TryAgainLater,
+        `cannot lock ${dir}: another process has held it for over ${timeoutMs} ms`,
+      );
     }
     const code = await waitForRelease(name, deadline);
     log.debug(`IPAM lock: holder let go${code ? ` (${code})` : ''} after ${Date.now() - started} ms`);

@@ -1,4 +1,16 @@
-import { Addr, addrEq, Cidr, contains, formatCidr, formatIP, hasHostBits, lastOf, networkOf, offset, bitsOf } from './addr';
+import {
+  Addr,
+  addrEq,
+  Cidr,
+  contains,
+  formatCidr,
+  formatIP,
+  hasHostBits,
+  lastOf,
+  networkOf,
+  offset,
+  bitsOf,
+} from '../lib/net/addr';
 
 /** One host-local range, canonicalized: every field resolved. */
 export interface Range {
@@ -30,11 +42,13 @@ export function canonicalize(r: RawRange): Range | string {
   const last = lastOf(subnet);
   const inSubnet = (a: Addr | undefined, what: string): string | undefined =>
     a && !contains(subnet, a) ? `${what} ${formatIP(a)} not in network ${formatCidr(subnet)}` : undefined;
-  const bad = inSubnet(r.gateway, 'gateway') ?? inSubnet(r.rangeStart, 'rangeStart') ?? inSubnet(r.rangeEnd, 'rangeEnd');
+  const bad =
+    inSubnet(r.gateway, 'gateway') ?? inSubnet(r.rangeStart, 'rangeStart') ?? inSubnet(r.rangeEnd, 'rangeEnd');
   if (bad) return bad;
   const rangeStart = r.rangeStart ?? offset(net, 1n);
   const rangeEnd = r.rangeEnd ?? (subnet.ip.family === 4 ? offset(last, -1n) : last);
-  if (rangeStart.value > rangeEnd.value) return `rangeStart ${formatIP(rangeStart)} is after rangeEnd ${formatIP(rangeEnd)}`;
+  if (rangeStart.value > rangeEnd.value)
+    return `rangeStart ${formatIP(rangeStart)} is after rangeEnd ${formatIP(rangeEnd)}`;
   return { subnet, rangeStart, rangeEnd, gateway: r.gateway ?? offset(net, 1n) };
 }
 
@@ -43,7 +57,8 @@ export const rangeContains = (r: Range, a: Addr): boolean =>
 
 export const rangeSetContains = (set: RangeSet, a: Addr): Range | undefined => set.find((r) => rangeContains(r, a));
 
-export const isGateway = (set: RangeSet, a: Addr): boolean => set.some((r) => r.gateway !== undefined && addrEq(r.gateway, a));
+export const isGateway = (set: RangeSet, a: Addr): boolean =>
+  set.some((r) => r.gateway !== undefined && addrEq(r.gateway, a));
 
 export function rangesOverlap(a: Range, b: Range): boolean {
   if (a.subnet.ip.family !== b.subnet.ip.family) return false;

@@ -1,8 +1,4 @@
-/** Who holds an address: one CNI attachment. */
-export interface Attachment {
-  containerId: string;
-  ifname: string;
-}
+import type { Attachment } from '../lib/cni/attachment';
 
 export interface Reservation extends Attachment {
   ip: string;

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { log } from './log';
 
 export interface ExecResult {
@@ -40,7 +41,19 @@ export function execArgs(
   };
   if (log.enabled('debug')) {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    log.debug(`exec ${file} ${args.join(' ')} -> ${res.code} in ${ms.toFixed(1)} ms${res.stderr ? ': ' + res.stderr.trim() : ''}`);
+    log.debug(
+      `exec ${file} ${args.join(' ')} -> ${res.code} in ${ms.toFixed(1)} ms${res.stderr ? ': ' + res.stderr.trim() : ''}`,
+    );
   }
   return Promise.resolve(res);
 }
+
+const BIN_DIRS = ['/usr/sbin/', '/sbin/', '/usr/bin/', '/bin/'];
+
+/** The absolute path of a system program, or undefined when it is not installed. */
+export function findProgram(name: string): string | undefined {
+  return BIN_DIRS.map((d) => d + name).find((p) => fs.existsSync(p));
+}
+
+/** The absolute path of a program tabby needs; its bare name when not found (the spawn then says so). */
+export const which = (name: string): string => findProgram(name) ?? name;

@@ -15,9 +15,12 @@ class Logger {
   private file: string | undefined;
   private fd: number | undefined;
   private context = '';
+  /** stderr gets this level and above; by default warnings, or everything at debug. A daemon sets `info`. */
+  private stderrLevel: Level | undefined;
 
-  configure(opts: { file?: string; level?: Level; context?: string }): void {
+  configure(opts: { file?: string; level?: Level; context?: string; stderrLevel?: Level }): void {
     if (opts.level) this.level = opts.level;
+    if (opts.stderrLevel) this.stderrLevel = opts.stderrLevel;
     if (opts.context !== undefined) this.context = opts.context;
     if (opts.file && opts.file !== this.file) {
       this.file = opts.file;
@@ -25,17 +28,34 @@ class Logger {
     }
   }
 
-  error(msg: string): void { this.write('error', msg); }
-  warn(msg: string): void { this.write('warn', msg); }
-  info(msg: string): void { this.write('info', msg); }
-  debug(msg: string): void { this.write('debug', msg); }
-  enabled(level: Level): boolean { return RANK[level] <= RANK[this.level]; }
+  error(msg: string): void {
+    this.write('error', msg);
+  }
+  warn(msg: string): void {
+    this.write('warn', msg);
+  }
+  info(msg: string): void {
+    this.write('info', msg);
+  }
+  debug(msg: string): void {
+    this.write('debug', msg);
+  }
+  enabled(level: Level): boolean {
+    return RANK[level] <= RANK[this.level];
+  }
 
   private write(level: Level, msg: string): void {
     if (!this.enabled(level)) return;
     const line = `${new Date().toISOString()} ${level.toUpperCase()} [${process.pid}]${this.context ? ' ' + this.context : ''} ${msg}\n`;
-    if (RANK[level] <= RANK.warn || this.level === 'debug') {
-      try { fs.writeSync(2, line); } catch { /* stderr closed: nothing to do */ }
+    const toStderr = this.stderrLevel
+      ? RANK[level] <= RANK[this.stderrLevel]
+      : RANK[level] <= RANK.warn || this.level === 'debug';
+    if (toStderr) {
+      try {
+        fs.writeSync(2, line);
+      } catch {
+        /* stderr closed: nothing to do */
+      }
     }
     if (this.file) {
       try {
@@ -46,7 +66,11 @@ class Logger {
         fs.writeSync(this.fd, line);
       } catch (e) {
         this.file = undefined;
-        try { fs.writeSync(2, `tabby: cannot write log file: ${(e as Error).message}\n`); } catch { /* ignore */ }
+        try {
+          fs.writeSync(2, `tabby: cannot write log file: ${(e as Error).message}\n`);
+        } catch {
+          /* ignore */
+        }
       }
     }
   }

@@ -25,9 +25,13 @@ for (const name of wanted) {
   }
   const out = join(dir, `${name}.json`);
   const started = Date.now();
-  const res = spawnSync('npx', ['vitest', 'run', '--config', config, '--reporter=default', '--reporter=json', `--outputFile.json=${out}`], {
-    stdio: 'inherit',
-  });
+  const res = spawnSync(
+    'npx',
+    ['vitest', 'run', '--config', config, '--reporter=default', '--reporter=json', `--outputFile.json=${out}`],
+    {
+      stdio: 'inherit',
+    },
+  );
   try {
     const r = JSON.parse(readFileSync(out, 'utf8'));
     passed += r.numPassedTests;

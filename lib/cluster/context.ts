@@ -1,38 +1,66 @@
+// One node's view of the cluster: its datastore, its identity, and keeping its overlay applied.
+// Both programs use it: the plugin on the pod-start path (ensureOverlay, nodeIpam), the agent and the
+// command line for whole applies (apply, reconcile, plan).
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { CniError, Code } from '../cni/errors';
 import { ClusterConf } from '../../conf/netconf';
 import { ClusterResources } from '../../conf/calico';
-import { Addr, Cidr, formatCidr, parseCidr } from '../../ipam/addr';
+import { Addr, Cidr, formatCidr, formatIP, parseCidr } from '../net/addr';
 import { withDirLock } from '../../ipam/lock';
+import { ClusterIpam } from '../../ipam/config';
 import { Datastore } from '../datastore/datastore';
 import { ClusterFile } from '../datastore/cluster-file';
 import { ipJson } from '../dataplane/iproute';
 import { hostMtu } from '../dataplane/links';
-import { applyOverlay, ApplyReport } from '../dataplane/overlay';
-import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
-import { ClusterIpam } from '../../conf/ipam';
-import { encapsulationsInUse, LocalNode, OverlayPlan, planOverlay, podMtu } from './plan';
+import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
+import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
+import { LocalNode, OverlayPlan, planOverlay } from './plan';
+import { agentRunning, ipamOf, NodeSnapshot, readSnapshot, waitForSnapshot, writeSnapshot } from './snapshot';
 import { log } from '../log';
 import { TABBY_VERSION } from '../about';
 
-/** One node's view of the cluster: its datastore, its identity, and keeping its overlay applied. */
+/** How long a pod start waits for a running agent to catch up with a change before applying it itself. */
+const AGENT_CATCH_UP_MS = 5_000;
+
+export interface Applied extends ApplyReport {
+  plan: OverlayPlan;
+  snapshot: NodeSnapshot;
+}
+
+export interface ApplyHow {
+  writtenBy: NodeSnapshot['writtenBy'];
+  /** The revision the caller read before it loaded the resources (else it is read here, first). */
+  revision?: string;
+  /** Read the host MTU again (a long-running process). */
+  freshMtu?: boolean;
+}
+
+/** How a node keeps its overlay: by its agent, or by each pod start (no agent). */
+export type NodeMode = 'agent' | 'agent-catching-up' | 'no-agent';
+
 export class ClusterContext {
   private cached?: Promise<ClusterResources>;
 
-  constructor(readonly conf: ClusterConf, readonly datastore: Datastore = new ClusterFile(conf.file, conf.stateDir)) {}
+  constructor(
+    readonly conf: ClusterConf,
+    readonly datastore: Datastore = new ClusterFile(conf.file, conf.stateDir),
+  ) {}
 
   resources(): Promise<ClusterResources> {
     return (this.cached ??= this.datastore.load());
+  }
+
+  /** Forgets the loaded resources: the next `resources()` loads the datastore again. */
+  forget(): void {
+    this.cached = undefined;
   }
 
   /**
    * What IPAM hands out on this node: its blocks in enabled pools that allow workloads, less its own
    * tunnel addresses (given in its Node record, or derived).
    */
-  async ipam(): Promise<ClusterIpam> {
-    const r = await this.resources();
+  blocksFrom(r: ClusterResources): ClusterIpam {
     const blocks = blocksOf(r, this.conf.nodeName)
       .filter((b) => {
         const p = poolOf(r, b.cidr);
@@ -44,94 +72,174 @@ export class ClusterContext {
     return { blocks, reserved };
   }
 
-  /** The pod MTU when the config leaves it to tabby: host MTU less the encapsulation overhead in use. */
-  async autoMtu(): Promise<number> {
-    return podMtu(hostMtu(), encapsulationsInUse(await this.resources()));
+  /**
+   * This node's IPAM ranges without applying anything (tabby-ipam as a delegate, STATUS): from the
+   * snapshot when it is current, else from the datastore.
+   */
+  async nodeIpam(): Promise<ClusterIpam> {
+    const snap = readSnapshot(this.conf.stateDir);
+    if (snap && snap.fingerprint === this.fingerprint(await this.datastore.revision())) return ipamOf(snap);
+    return this.blocksFrom(await this.resources());
   }
 
   /** This node's underlay address and interface: from its Node record, or autodetected. */
-  async localNode(): Promise<LocalNode> {
-    const r = await this.resources();
+  async localNode(r?: ClusterResources, freshMtu = false): Promise<LocalNode> {
+    r ??= await this.resources();
     const name = this.conf.nodeName;
     const record = r.nodes.find((n) => n.name === name);
-    const shown = await ipJson<{ ifname: string; addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[] }[]>(['address', 'show']);
-    const addrs: HostAddress[] = shown.flatMap((l) => (l.addr_info ?? [])
-      .filter((a) => a.family === 'inet' && a.scope !== 'host')
-      .map((a) => ({ ifname: l.ifname, cidr: parseCidr(`${a.local}/${a.prefixlen}`)! })));
+    const addrs = await hostAddresses();
     let address: Cidr;
     let parent: string;
     if (record?.ipv4Address) {
       address = record.ipv4Address;
       const on = addrs.find((a) => a.cidr.ip.value === address.ip.value);
-      if (!on) throw new CniError(Code.InvalidNetworkConfig, `cluster file: Node ${name}: spec.bgp.ipv4Address ${formatCidr(address)} is on no interface of this host`);
+      if (!on) {
+        throw new CniError(
+          Code.InvalidNetworkConfig,
+          `cluster file: Node ${name}: spec.bgp.ipv4Address ${formatCidr(address)} is on no interface of this host`,
+        );
+      }
       parent = on.ifname;
     } else {
-      const method = this.conf.ipAutodetectionMethod;
-      const [def] = await ipJson<{ dev?: string }[]>(['route', 'show', 'default']);
-      let reachDev: string | undefined;
-      if (method?.startsWith('can-reach=')) {
-        const [rt] = await ipJson<{ dev?: string }[]>(['route', 'get', method.slice('can-reach='.length)]).catch(() => []);
-        reachDev = rt?.dev;
-      }
-      const found = autodetectAddress(method, addrs, def?.dev, () => reachDev);
-      if (!found) {
-        throw new CniError(Code.InvalidNetworkConfig, `node ${name}: its Node record has no spec.bgp.ipv4Address and autodetection (${method ?? 'first-found'}) found no IPv4 address`);
-      }
-      ({ cidr: address, ifname: parent } = found);
+      ({ cidr: address, ifname: parent } = await this.autodetect(addrs));
     }
-    return { name, address, parent, hostMtu: hostMtu() };
+    return { name, address, parent, hostMtu: hostMtu(freshMtu) };
+  }
+
+  private async autodetect(addrs: HostAddress[]): Promise<HostAddress> {
+    const method = this.conf.ipAutodetectionMethod;
+    const [def] = await ipJson<{ dev?: string }[]>(['route', 'show', 'default']);
+    let reachDev: string | undefined;
+    if (method?.startsWith('can-reach=')) {
+      const target = method.slice('can-reach='.length);
+      const [rt] = await ipJson<{ dev?: string }[]>(['route', 'get', target]).catch(() => []);
+      reachDev = rt?.dev;
+    }
+    const found = autodetectAddress(method, addrs, def?.dev, () => reachDev);
+    if (!found) {
+      throw new CniError(
+        Code.InvalidNetworkConfig,
+        `node ${this.conf.nodeName}: its Node record has no spec.bgp.ipv4Address and autodetection ` +
+          `(${method ?? 'first-found'}) found no IPv4 address`,
+      );
+    }
+    return found;
   }
 
   async plan(): Promise<OverlayPlan> {
-    return planOverlay(await this.resources(), await this.localNode());
+    const r = await this.resources();
+    return planOverlay(r, await this.localNode(r));
   }
 
-  /** Applies the plan now, whatever was applied before. */
-  async reconcile(): Promise<ApplyReport & { plan: OverlayPlan }> {
-    return withDirLock(this.stateDirReady(), () => this.apply());
-  }
-
-  /** Plans, applies and records what was applied; the caller holds the state directory's lock. */
-  private async apply(): Promise<ApplyReport & { plan: OverlayPlan }> {
-    // The revision is read before the datastore is: a change made meanwhile shows as a new revision next time.
-    const revision = await this.datastore.revision();
-    const plan = await this.plan();
-    const report = await applyOverlay(plan, this.conf.natBackend);
-    fs.writeFileSync(this.markerFile(), this.fingerprint(revision));
-    return { ...report, plan };
+  /** Applies the plan now, whatever was applied before, reading the kernel back (`tabby reconcile`). */
+  async reconcile(): Promise<Applied> {
+    return withDirLock(this.stateDirReady(), () => this.applyUnlocked({}, { writtenBy: 'plugin' }));
   }
 
   /**
-   * On the pod-start path: applies the plan only when the datastore or the tunnel devices changed since
-   * it was last applied. When nothing changed this costs a stat of the cluster file and a few small reads
-   * of /run and /sys.
+   * Plans from the datastore and applies under the state directory's lock, then records the snapshot.
+   * With `opts.held` the diff is against what the caller applied last (incremental); without, against
+   * the kernel (full). The agent's entry point.
    */
-  async ensure(): Promise<void> {
-    const current = async () => readFile(this.markerFile()) === this.fingerprint(await this.datastore.revision());
-    if (await current()) return;
-    await withDirLock(this.stateDirReady(), async () => {
-      if (await current()) return; // another ADD did it meanwhile
-      const report = await this.apply();
-      log.info(`overlay brought up to date (${report.changes.length} change(s))`);
+  async apply(opts: ApplyOptions, how: ApplyHow): Promise<Applied> {
+    return withDirLock(this.stateDirReady(), () => this.applyUnlocked(opts, how));
+  }
+
+  private async applyUnlocked(opts: ApplyOptions, how: ApplyHow): Promise<Applied> {
+    // The revision is read before the datastore is: a change made meanwhile shows as a new revision next time.
+    const revision = how.revision ?? (await this.datastore.revision());
+    const r = await this.resources();
+    const plan = planOverlay(r, await this.localNode(r, how.freshMtu));
+    const report = await applyOverlay(plan, this.conf.natBackend, opts);
+    const ipam = this.blocksFrom(r);
+    const snapshot: NodeSnapshot = {
+      fingerprint: this.fingerprint(revision),
+      revision,
+      node: this.conf.nodeName,
+      blocks: ipam.blocks.map(formatCidr),
+      reserved: ipam.reserved.map(formatIP),
+      mtu: plan.mtu,
+      writtenBy: how.writtenBy,
+      at: new Date().toISOString(),
+    };
+    writeSnapshot(this.conf.stateDir, snapshot);
+    return { ...report, plan, snapshot };
+  }
+
+  /**
+   * On the pod-start path: the node's snapshot, once the overlay reflects the datastore. When nothing
+   * changed this costs a stat of the cluster file and a few small reads of /run and /sys, whatever the
+   * cluster's size. After a change, a running agent is given a moment to catch up; a node without one
+   * applies the change here (and so pays for planning the whole cluster).
+   */
+  async ensureOverlay(): Promise<NodeSnapshot> {
+    const fingerprint = this.fingerprint(await this.datastore.revision());
+    const current = (): NodeSnapshot | undefined => {
+      const s = readSnapshot(this.conf.stateDir);
+      return s?.fingerprint === fingerprint ? s : undefined;
+    };
+    const snap = current();
+    if (snap) return snap;
+    if (await agentRunning(this.conf.stateDir)) {
+      const caughtUp = await waitForSnapshot(this.conf.stateDir, fingerprint, AGENT_CATCH_UP_MS);
+      if (caughtUp) return caughtUp;
+      log.warn(`the agent did not apply the change within ${AGENT_CATCH_UP_MS} ms: applying it here`);
+    }
+    return withDirLock(this.stateDirReady(), async () => {
+      const meanwhile = current(); // another ADD, or the agent, did it meanwhile
+      if (meanwhile) return meanwhile;
+      const applied = await this.applyUnlocked({}, { writtenBy: 'plugin' });
+      log.info(`overlay brought up to date (${applied.changes.length} change(s))`);
+      return applied.snapshot;
     });
   }
 
-  private markerFile(): string {
-    return path.join(this.conf.stateDir, 'applied');
+  /** Which mode this node is in, for `tabby status`. */
+  async mode(): Promise<NodeMode> {
+    if (!(await agentRunning(this.conf.stateDir))) return 'no-agent';
+    const s = readSnapshot(this.conf.stateDir);
+    const current = s?.fingerprint === this.fingerprint(await this.datastore.revision());
+    return current ? 'agent' : 'agent-catching-up';
   }
 
-  private stateDirReady(): string {
+  stateDirReady(): string {
     fs.mkdirSync(this.conf.stateDir, { recursive: true });
     return this.conf.stateDir;
   }
 
-  /** What the applied state depends on: the datastore revision, this config, and the tunnel devices' identity. */
-  private fingerprint(revision: string): string {
+  /**
+   * What the applied state depends on: the datastore revision, this config, the tunnel devices'
+   * identity and the host MTU. tabby's version too: an upgrade that plans differently applies itself.
+   */
+  fingerprint(revision: string): string {
     const dev = (n: string) => readFile(`/sys/class/net/${n}/ifindex`) ?? '-';
     const c = this.conf;
-    // tabby's version too: an upgrade that plans differently applies itself at the next ADD
-    return [TABBY_VERSION, revision, c.nodeName, c.ipAutodetectionMethod ?? '', c.natBackend, dev(VXLAN_DEVICE), dev(IPIP_DEVICE), hostMtu()].join('|');
+    return [
+      TABBY_VERSION,
+      revision,
+      c.nodeName,
+      c.ipAutodetectionMethod ?? '',
+      c.natBackend,
+      dev(VXLAN_DEVICE),
+      dev(IPIP_DEVICE),
+      hostMtu(),
+    ].join('|');
   }
+}
+
+interface ShownAddresses {
+  ifname: string;
+  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+}
+
+/** This host's IPv4 addresses (not host-scoped), with their interfaces. */
+async function hostAddresses(): Promise<HostAddress[]> {
+  const shown = await ipJson<ShownAddresses[]>(['address', 'show']);
+  return shown.flatMap((l) =>
+    (l.addr_info ?? [])
+      .filter((a) => a.family === 'inet' && a.scope !== 'host')
+      .map((a) => ({ ifname: l.ifname, cidr: parseCidr(`${a.local}/${a.prefixlen}`)! })),
+  );
 }
 
 function readFile(f: string): string | undefined {
@@ -141,4 +249,3 @@ function readFile(f: string): string | undefined {
     return undefined;
   }
 }
-

@@ -1,5 +1,5 @@
 import { sha1 } from '../sha1';
-import { Addr, Cidr, contains, formatIP, networkOf, offset, parseCidr, parseIP } from '../../ipam/addr';
+import { Addr, bitsOf, Cidr, contains, formatIP, networkOf, offset, parseCidr } from '../net/addr';
 import { BlockAffinity, ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
 
 /** Who a node is on the overlay: its VTEP MAC and its tunnel address, from its record or derived as documented. */
@@ -13,9 +13,78 @@ export function vtepMacFor(nodeName: string): string {
 export const poolOf = (r: ClusterResources, block: Cidr): IPPool | undefined =>
   r.pools.find((p) => contains(p.cidr, block.ip));
 
+/**
+ * Lookups by node built once per ClusterResources, so planning for thousands of nodes stays O(n log n)
+ * instead of scanning every affinity for every peer.
+ */
+export interface ClusterIndex {
+  /** Each node's blocks, lowest address first (the nodes that hold at least one block). */
+  readonly blocks: ReadonlyMap<string, readonly BlockAffinity[]>;
+  /** The first Node record of each name. */
+  readonly nodes: ReadonlyMap<string, NodeRecord>;
+  /** The names of the nodes that hold blocks, sorted. */
+  readonly blockHolders: readonly string[];
+  /** The pool a block lies in (the first one, as poolOf finds it). */
+  poolOfBlock(b: BlockAffinity): IPPool | undefined;
+}
+
+interface CachedIndex {
+  pools: IPPool[];
+  nodes: NodeRecord[];
+  affinities: BlockAffinity[];
+  lengths: string;
+  index: ClusterIndex;
+}
+
+const indexes = new WeakMap<ClusterResources, CachedIndex>();
+const lengthsOf = (r: ClusterResources): string => `${r.pools.length}/${r.nodes.length}/${r.affinities.length}`;
+const lowestFirst = (a: BlockAffinity, b: BlockAffinity): number => (a.cidr.ip.value < b.cidr.ip.value ? -1 : 1);
+
+/**
+ * The index of `r`, cached while its arrays stay the same (a caller that replaces or grows one gets a
+ * fresh index; resources are otherwise treated as read-only).
+ */
+export function clusterIndex(r: ClusterResources): ClusterIndex {
+  const c = indexes.get(r);
+  if (c && c.pools === r.pools && c.nodes === r.nodes && c.affinities === r.affinities && c.lengths === lengthsOf(r)) {
+    return c.index;
+  }
+  const index = buildIndex(r);
+  indexes.set(r, { pools: r.pools, nodes: r.nodes, affinities: r.affinities, lengths: lengthsOf(r), index });
+  return index;
+}
+
+function buildIndex(r: ClusterResources): ClusterIndex {
+  const blocks = new Map<string, BlockAffinity[]>();
+  for (const a of r.affinities) {
+    const list = blocks.get(a.node);
+    if (list) list.push(a);
+    else blocks.set(a.node, [a]);
+  }
+  for (const list of blocks.values()) list.sort(lowestFirst);
+  const nodes = new Map<string, NodeRecord>();
+  for (const n of r.nodes) if (!nodes.has(n.name)) nodes.set(n.name, n);
+  const find = poolFinder(r.pools);
+  const pools = new Map<BlockAffinity, IPPool | undefined>();
+  const poolOfBlock = (b: BlockAffinity): IPPool | undefined => {
+    if (!pools.has(b)) pools.set(b, find(b.cidr.ip));
+    return pools.get(b);
+  };
+  return { blocks, nodes, blockHolders: [...blocks.keys()].sort(), poolOfBlock };
+}
+
+/** poolOf with each pool's network and mask computed once, not once per block. */
+function poolFinder(pools: IPPool[]): (a: Addr) => IPPool | undefined {
+  const nets = pools.map((p) => {
+    const mask = ~((1n << BigInt(bitsOf(p.cidr.ip.family) - p.cidr.prefix)) - 1n);
+    return { p, family: p.cidr.ip.family, mask, net: p.cidr.ip.value & mask };
+  });
+  return (a) => nets.find((n) => n.family === a.family && (a.value & n.mask) === n.net)?.p;
+}
+
 /** The node's blocks, lowest address first. */
 export function blocksOf(r: ClusterResources, node: string): BlockAffinity[] {
-  return r.affinities.filter((a) => a.node === node).sort((a, b) => (a.cidr.ip.value < b.cidr.ip.value ? -1 : 1));
+  return [...(clusterIndex(r).blocks.get(node) ?? [])];
 }
 
 /**
@@ -24,10 +93,16 @@ export function blocksOf(r: ClusterResources, node: string): BlockAffinity[] {
  * gateway, so it is never handed to a pod.
  */
 export function derivedTunnelAddr(r: ClusterResources, node: string, encap: 'vxlan' | 'ipip'): Addr | undefined {
-  const first = blocksOf(r, node).find((b) => {
-    const p = poolOf(r, b.cidr);
+  return derivedTunnelAddrIn(clusterIndex(r), node, encap);
+}
+
+/** derivedTunnelAddr over an index already at hand. */
+export function derivedTunnelAddrIn(ix: ClusterIndex, node: string, encap: 'vxlan' | 'ipip'): Addr | undefined {
+  const first = (ix.blocks.get(node) ?? []).find((b) => {
+    const p = ix.poolOfBlock(b);
     // Calico takes tunnel addresses only from pools that allow the Tunnel use
-    return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === 4 && (encap === 'vxlan' ? p.vxlanMode !== 'Never' : p.ipipMode !== 'Never');
+    const mode = p && (encap === 'vxlan' ? p.vxlanMode : p.ipipMode);
+    return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === 4 && mode !== 'Never';
   });
   return first ? offset(networkOf(first.cidr), 1n) : undefined;
 }
@@ -40,7 +115,16 @@ export function ipipTunnelAddr(r: ClusterResources, n: NodeRecord): Addr | undef
   return n.ipv4IPIPTunnelAddr ?? derivedTunnelAddr(r, n.name, 'ipip');
 }
 
-export const vtepMac = (n: NodeRecord): string => n.vxlanTunnelMACAddr ?? vtepMacFor(n.name);
+// A node's derived MAC, by record: records of unchanged documents are the same objects from one load to the
+// next, so a long-running process hashes each name once, not once per peer per plan.
+const macs = new WeakMap<NodeRecord, string>();
+
+export function vtepMac(n: NodeRecord): string {
+  if (n.vxlanTunnelMACAddr !== undefined) return n.vxlanTunnelMACAddr;
+  let mac = macs.get(n);
+  if (mac === undefined) macs.set(n, (mac = vtepMacFor(n.name)));
+  return mac;
+}
 
 /** An address on one of this host's interfaces, as `ip -j addr` shows it. */
 export interface HostAddress {
@@ -52,7 +136,8 @@ export interface HostAddress {
  * Interfaces first-found never falls back to: Calico's DEFAULT_INTERFACES_TO_EXCLUDE (bridges, veths,
  * tunnels, loopback) and tabby's own VXLAN device, whose tunnel address is not the node's address.
  */
-const NOT_FIRST_FOUND = /^(docker|cbr|dummy|virbr|lxcbr|veth|lo|cali|tunl|flannel|kube-ipvs|cni|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali|nodelocaldns|vxlan\.tabby)/;
+const NOT_FIRST_FOUND =
+  /^(docker|cbr|dummy|virbr|lxcbr|veth|lo|cali|tunl|flannel|kube-ipvs|cni|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali|nodelocaldns|vxlan\.tabby)/;
 
 /**
  * How the local node's address is found when its Node record has none (Calico's IP_AUTODETECTION_METHOD):
@@ -69,7 +154,10 @@ export function autodetectAddress(
   const v4 = addrs.filter((a) => a.cidr.ip.family === 4);
   const m = method ?? 'first-found';
   if (m === 'first-found' || m === 'default-route') {
-    return v4.find((a) => a.ifname === defaultRouteDev) ?? (m === 'first-found' ? v4.find((a) => !NOT_FIRST_FOUND.test(a.ifname)) : undefined);
+    return (
+      v4.find((a) => a.ifname === defaultRouteDev) ??
+      (m === 'first-found' ? v4.find((a) => !NOT_FIRST_FOUND.test(a.ifname)) : undefined)
+    );
   }
   const [kind, arg = ''] = [m.slice(0, m.indexOf('=')), m.slice(m.indexOf('=') + 1)];
   switch (kind) {
@@ -87,21 +175,6 @@ export function autodetectAddress(
     }
   }
   return undefined;
-}
-
-export function validAutodetectMethod(m: string): string | undefined {
-  if (m === 'first-found' || m === 'default-route') return undefined;
-  const eq = m.indexOf('=');
-  const kind = eq > 0 ? m.slice(0, eq) : m;
-  const arg = eq > 0 ? m.slice(eq + 1) : '';
-  switch (kind) {
-    case 'interface':
-      try { new RegExp(arg); } catch { return `interface=${arg}: not a regular expression`; }
-      return arg ? undefined : 'interface= needs a regular expression';
-    case 'can-reach': return parseIP(arg) ? undefined : `can-reach=${arg}: not an IP address`;
-    case 'cidrs': return arg.split(',').every((s) => parseCidr(s.trim())) ? undefined : `cidrs=${arg}: not a list of CIDRs`;
-  }
-  return `unknown method "${m}" (use first-found, interface=REGEX, can-reach=IP or cidrs=CIDR,...)`;
 }
 
 export const describeAddr = (a: Addr | undefined): string => (a ? formatIP(a) : '-');

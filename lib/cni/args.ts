@@ -32,7 +32,10 @@ export function parseCniArgs(raw: string | undefined): CniArgs {
   if (!ignoreUnknown) {
     const unknown = [...values.keys()].filter((k) => !KNOWN_KEYS.has(k));
     if (unknown.length > 0) {
-      throw new CniError(Code.InvalidEnvironment, `CNI_ARGS: unknown args [${unknown.join(', ')}] (set IgnoreUnknown=1 to allow them)`);
+      throw new CniError(
+        Code.InvalidEnvironment,
+        `CNI_ARGS: unknown args [${unknown.join(', ')}] (set IgnoreUnknown=1 to allow them)`,
+      );
     }
   }
   return { values, ignoreUnknown, get: (k) => values.get(k) };

@@ -14,7 +14,9 @@ export function findInPath(plugin: string, dirs: readonly string[]): string {
     try {
       const st = fs.statSync(full);
       if (st.isFile() && (st.mode & 0o111) !== 0) return full;
-    } catch { /* not in this directory */ }
+    } catch {
+      /* not in this directory */
+    }
   }
   throw new CniError(Code.InvalidNetworkConfig, `failed to find plugin "${plugin}" in path [${dirs.join(' ')}]`);
 }
@@ -34,15 +36,24 @@ export async function delegate(
   if (res.stderr) process.stderr.write(res.stderr);
   if (res.code !== 0) {
     let parsed: { code?: number; msg?: string; details?: string } | undefined;
-    try { parsed = JSON.parse(res.stdout); } catch { /* not JSON */ }
+    try {
+      parsed = JSON.parse(res.stdout);
+    } catch {
+      /* not JSON */
+    }
     if (parsed && typeof parsed.code === 'number') {
       throw new CniError(parsed.code, `${plugin}: ${parsed.msg ?? 'failed'}`, parsed.details ?? '');
     }
-    throw new CniError(Code.DelegateFailed, `${plugin} ${command} failed (exit ${res.code}): ${(res.stdout || res.stderr).trim()}`);
+    throw new CniError(
+      Code.DelegateFailed,
+      `${plugin} ${command} failed (exit ${res.code}): ${(res.stdout || res.stderr).trim()}`,
+    );
   }
   if (command !== 'ADD') return undefined;
   let out: unknown;
-  try { out = JSON.parse(res.stdout); } catch (e) {
+  try {
+    out = JSON.parse(res.stdout);
+  } catch (e) {
     throw new CniError(Code.DecodingFailure, `${plugin}: cannot decode its result: ${(e as Error).message}`);
   }
   return fromAny(out, `${plugin} result`);

@@ -41,7 +41,8 @@ const isV6 = (cidrOrIp: string): boolean => cidrOrIp.includes(':');
 
 function nonEmptyDns(dns: DNS | undefined): DNS | undefined {
   if (!dns) return undefined;
-  const has = (dns.nameservers?.length ?? 0) + (dns.search?.length ?? 0) + (dns.options?.length ?? 0) > 0 || !!dns.domain;
+  const has =
+    (dns.nameservers?.length ?? 0) + (dns.search?.length ?? 0) + (dns.options?.length ?? 0) > 0 || !!dns.domain;
   return has ? dns : undefined;
 }
 
@@ -72,7 +73,8 @@ export function toVersion(r: Result, version: string): Record<string, unknown> {
       return o;
     });
   }
-  if (r.routes?.length) out.routes = r.routes.map((rt) => (v11 ? { ...rt } : { dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) }));
+  if (r.routes?.length)
+    out.routes = r.routes.map((rt) => (v11 ? { ...rt } : { dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) }));
   const dns = nonEmptyDns(r.dns);
   if (dns) out.dns = dns;
   return out;
@@ -86,7 +88,9 @@ function toLegacy(r: Result, version: string): Record<string, unknown> {
   const family = (ip: IPConfig, six: boolean): Record<string, unknown> => {
     const o: Record<string, unknown> = { ip: ip.address };
     if (ip.gateway) o.gateway = ip.gateway;
-    const routes = (r.routes ?? []).filter((rt) => isV6(rt.dst) === six).map((rt) => ({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) }));
+    const routes = (r.routes ?? [])
+      .filter((rt) => isV6(rt.dst) === six)
+      .map((rt) => ({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) }));
     if (routes.length) o.routes = routes;
     return o;
   };
@@ -120,14 +124,16 @@ export function fromAny(raw: unknown, field = 'prevResult'): Result {
   if (o.interfaces !== undefined) {
     if (!Array.isArray(o.interfaces)) throw new CniError(Code.DecodingFailure, `${field}.interfaces: not a list`);
     r.interfaces = o.interfaces.map((i, n) => {
-      if (typeof i?.name !== 'string') throw new CniError(Code.DecodingFailure, `${field}.interfaces[${n}].name: missing`);
+      if (typeof i?.name !== 'string')
+        throw new CniError(Code.DecodingFailure, `${field}.interfaces[${n}].name: missing`);
       return { ...i } as Interface;
     });
   }
   if (o.ips !== undefined) {
     if (!Array.isArray(o.ips)) throw new CniError(Code.DecodingFailure, `${field}.ips: not a list`);
     r.ips = o.ips.map((ip, n) => {
-      if (typeof ip?.address !== 'string') throw new CniError(Code.DecodingFailure, `${field}.ips[${n}].address: missing`);
+      if (typeof ip?.address !== 'string')
+        throw new CniError(Code.DecodingFailure, `${field}.ips[${n}].address: missing`);
       const c: IPConfig = { address: ip.address };
       if (typeof ip.interface === 'number') c.interface = ip.interface;
       if (typeof ip.gateway === 'string') c.gateway = ip.gateway;

@@ -43,7 +43,8 @@ export function parseConfig(stdin: string, needName: boolean): { cniVersion: str
   if (typeof cniVersion !== 'string') throw new CniError(Code.DecodingFailure, 'cniVersion: must be a string');
   requireSupported(cniVersion);
   if (needName) {
-    if (typeof c.name !== 'string' || c.name === '') throw new CniError(Code.InvalidNetworkConfig, 'missing network name');
+    if (typeof c.name !== 'string' || c.name === '')
+      throw new CniError(Code.InvalidNetworkConfig, 'missing network name');
     if (!ID_RE.test(c.name)) throw new CniError(Code.InvalidNetworkConfig, `invalid network name "${c.name}"`);
   }
   return { cniVersion, config: c };
@@ -65,14 +66,21 @@ function emit(obj: unknown): void {
  * Runs one CNI command against `plugin`; returns the exit code. `plugin` may be a loader, called
  * only for a command other than VERSION (each run is a fresh process: VERSION then loads nothing more).
  */
-export async function runPlugin(plugin: Plugin | (() => Promise<Plugin>), envVars: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runPlugin(
+  plugin: Plugin | (() => Promise<Plugin>),
+  envVars: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   let cniVersion = CURRENT_VERSION;
   try {
     const env = readEnv(envVars);
     const stdin = readStdin();
     if (env.command === 'VERSION') {
       let requested: string | undefined;
-      try { requested = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion; } catch { /* VERSION ignores stdin */ }
+      try {
+        requested = (JSON.parse(stdin) as { cniVersion?: string }).cniVersion;
+      } catch {
+        /* VERSION ignores stdin */
+      }
       emit(versionInfo(requested));
       return 0;
     }
@@ -88,10 +96,18 @@ export async function runPlugin(plugin: Plugin | (() => Promise<Plugin>), envVar
         emit(toVersion(result, cniVersion));
         break;
       }
-      case 'DEL': await p.del(req); break;
-      case 'CHECK': await p.check(req); break;
-      case 'GC': await p.gc(req); break;
-      case 'STATUS': await p.status(req); break;
+      case 'DEL':
+        await p.del(req);
+        break;
+      case 'CHECK':
+        await p.check(req);
+        break;
+      case 'GC':
+        await p.gc(req);
+        break;
+      case 'STATUS':
+        await p.status(req);
+        break;
     }
     // performance.now() counts from the process's start: this is the whole command but exit
     if (log.enabled('debug')) log.debug(`done ${performance.now().toFixed(1)} ms after start`);

@@ -39,6 +39,9 @@ const MINIMUM_FOR: Record<string, string> = { CHECK: '0.4.0', GC: '1.1.0', STATU
 export function requireCommandVersion(command: string, v: string): void {
   const min = MINIMUM_FOR[command];
   if (min && compareVersions(v, min) < 0) {
-    throw new CniError(Code.IncompatibleVersion, `config version "${v}" does not allow ${command}; it needs ${min} or later`);
+    throw new CniError(
+      Code.IncompatibleVersion,
+      `config version "${v}" does not allow ${command}; it needs ${min} or later`,
+    );
   }
 }

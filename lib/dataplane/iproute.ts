@@ -1,5 +1,4 @@
-import * as fs from 'node:fs';
-import { execArgs } from '../exec';
+import { execArgs, which } from '../exec';
 import { CniError, Code } from '../cni/errors';
 import { log } from '../log';
 
@@ -9,8 +8,8 @@ import { log } from '../log';
  * Callers name a network namespace by path, or leave it out for the namespace tabby runs in.
  */
 
-const IP_BIN = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => fs.existsSync(p)) ?? 'ip';
-const NSENTER_BIN = ['/usr/bin/nsenter', '/bin/nsenter', '/usr/sbin/nsenter'].find((p) => fs.existsSync(p)) ?? 'nsenter';
+const IP_BIN = which('ip');
+const NSENTER_BIN = which('nsenter');
 const NAMED_NETNS = /^\/(?:var\/)?run\/netns\/([^/]+)$/;
 
 /** The program and arguments that run `ip args...` inside `netns`. */
@@ -23,7 +22,10 @@ export function ipCommand(args: readonly string[], netns?: string): [string, str
 }
 
 export class KernelError extends CniError {
-  constructor(what: string, readonly stderr: string) {
+  constructor(
+    what: string,
+    readonly stderr: string,
+  ) {
     super(Code.KernelOperationFailed, `${what}: ${stderr.trim() || 'failed'}`);
   }
 }
@@ -50,9 +52,15 @@ export class IpBatch {
 
   add(...words: string[]): this {
     for (const w of words) {
-      if (w === '' || /[\s"'\\#]/.test(w)) throw new CniError(Code.Internal, `refusing unsafe ip batch word ${JSON.stringify(w)}`);
+      if (w === '' || /[\s"'\\#]/.test(w))
+        throw new CniError(Code.Internal, `refusing unsafe ip batch word ${JSON.stringify(w)}`);
     }
     this.lines.push(words.join(' '));
+    return this;
+  }
+
+  addAll(lines: readonly string[][]): this {
+    for (const l of lines) this.add(...l);
     return this;
   }
 
@@ -72,7 +80,10 @@ export class IpBatch {
     if (res.code !== 0) {
       const m = /Command failed -:(\d+)/.exec(res.stderr);
       const line = m ? this.lines[Number(m[1]) - 1] : undefined;
-      throw new KernelError(line ? `ip ${line}${this.netns ? ` (netns ${this.netns})` : ''}` : 'ip -batch', res.stderr.replace(/Command failed -:\d+\s*/, ''));
+      throw new KernelError(
+        line ? `ip ${line}${this.netns ? ` (netns ${this.netns})` : ''}` : 'ip -batch',
+        res.stderr.replace(/Command failed -:\d+\s*/, ''),
+      );
     }
     return res.stdout
       .split('\n')

@@ -8,19 +8,25 @@ export const linkExists = (name: string): boolean => fs.existsSync(`/sys/class/n
 const HOST_IFACE_RE = /^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)$/;
 export const FALLBACK_HOST_MTU = 1460;
 
-/** The smallest MTU among up host interfaces, as Calico computes it; 1460 when none is found. */
-export function hostMtu(): number {
-  return (cachedHostMtu ??= readHostMtu());
+/**
+ * The smallest MTU among up host interfaces, as Calico computes it; 1460 when none is found. Read once
+ * per process (a plugin process lives for one command); a long-running agent asks for a `fresh` read.
+ */
+export function hostMtu(fresh = false): number {
+  if (fresh || cachedHostMtu === undefined) cachedHostMtu = readHostMtu();
+  return cachedHostMtu;
 }
 
-let cachedHostMtu: number | undefined; // a tabby process lives for one command: read once
+let cachedHostMtu: number | undefined;
 
 function readHostMtu(): number {
   let min: number | undefined;
   let names: string[] = [];
   try {
     names = fs.readdirSync('/sys/class/net');
-  } catch { /* no sysfs: fall back */ }
+  } catch {
+    /* no sysfs: fall back */
+  }
   for (const name of names) {
     if (!HOST_IFACE_RE.test(name)) continue;
     try {
@@ -28,7 +34,9 @@ function readHostMtu(): number {
       if (oper !== 'up' && oper !== 'unknown') continue;
       const mtu = Number(fs.readFileSync(`/sys/class/net/${name}/mtu`, 'utf8'));
       if (mtu > 0 && (min === undefined || mtu < min)) min = mtu;
-    } catch { /* link went away */ }
+    } catch {
+      /* link went away */
+    }
   }
   return min ?? FALLBACK_HOST_MTU;
 }

@@ -1,5 +1,4 @@
-import * as fs from 'node:fs';
-import { execArgs } from '../exec';
+import { execArgs, findProgram } from '../exec';
 import { CniError, Code } from '../cni/errors';
 import { log } from '../log';
 
@@ -23,8 +22,6 @@ export interface NatPlan {
 export type NatBackend = 'nftables' | 'iptables';
 
 const family = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
-const find = (names: string[]): string | undefined =>
-  names.flatMap((n) => ['/usr/sbin/', '/sbin/', '/usr/bin/', '/bin/'].map((d) => d + n)).find((p) => fs.existsSync(p));
 
 /** The whole nftables ruleset tabby owns, replacing the previous one in one transaction. */
 export function renderNft(p: NatPlan): string {
@@ -40,7 +37,9 @@ export function renderNft(p: NatPlan): string {
     const elems = (l: string[]) => (l.length ? ` elements = { ${l.join(', ')} };` : '');
     const rules: string[] = [];
     if (nat.length) {
-      rules.push(`${t} saddr @nat-pools ${t} daddr != @all-pools meta l4proto udp counter masquerade to :${SAFE_UDP_PORTS} fully-random`);
+      rules.push(
+        `${t} saddr @nat-pools ${t} daddr != @all-pools meta l4proto udp counter masquerade to :${SAFE_UDP_PORTS} fully-random`,
+      );
       rules.push(`${t} saddr @nat-pools ${t} daddr != @all-pools counter masquerade fully-random`);
     }
     if (fam === 4) {
@@ -50,14 +49,16 @@ export function renderNft(p: NatPlan): string {
         rules.push(`${host} counter masquerade fully-random`);
       }
     }
-    out.push(`table ${t} ${NAT_TABLE} {`,
+    out.push(
+      `table ${t} ${NAT_TABLE} {`,
       `  set all-pools { type ${type}; flags interval;${elems(all)} }`,
       `  set nat-pools { type ${type}; flags interval;${elems(nat)} }`,
       `  chain postrouting {`,
       `    type nat hook postrouting priority srcnat; policy accept;`,
       ...rules.map((r) => `    ${r}`),
       `  }`,
-      `}`);
+      `}`,
+    );
   }
   return out.join('\n') + '\n';
 }
@@ -83,12 +84,16 @@ export function renderIptables(p: NatPlan): string {
 
 /** Picks the backend: as configured, or nftables when `nft` exists, else iptables. */
 export function chooseNatBackend(wanted: 'auto' | NatBackend): { backend: NatBackend; bin: string } {
-  const nft = find(['nft']);
-  const ipt = find(['iptables']);
+  const nft = findProgram('nft');
+  const ipt = findProgram('iptables');
   if ((wanted === 'auto' || wanted === 'nftables') && nft) return { backend: 'nftables', bin: nft };
   if ((wanted === 'auto' || wanted === 'iptables') && ipt) return { backend: 'iptables', bin: ipt };
-  throw new CniError(Code.MissingKernelSupport,
-    wanted === 'auto' ? 'natOutgoing needs nftables (nft) or iptables, and neither is installed' : `natBackend ${wanted}: ${wanted === 'nftables' ? 'nft' : 'iptables'} is not installed`);
+  throw new CniError(
+    Code.MissingKernelSupport,
+    wanted === 'auto'
+      ? 'natOutgoing needs nftables (nft) or iptables, and neither is installed'
+      : `natBackend ${wanted}: ${wanted === 'nftables' ? 'nft' : 'iptables'} is not installed`,
+  );
 }
 
 export async function applyNat(p: NatPlan, wanted: 'auto' | NatBackend): Promise<NatBackend | undefined> {
@@ -105,16 +110,35 @@ export async function applyNat(p: NatPlan, wanted: 'auto' | NatBackend): Promise
     const res = await execArgs(bin, ['-f', '-'], { input: renderNft(p) });
     if (res.code !== 0) throw new CniError(Code.KernelOperationFailed, `nft -f: ${res.stderr.trim()}`);
   } else {
-    const restore = find(['iptables-restore'])!;
+    const restore = findProgram('iptables-restore')!;
     const res = await execArgs(restore, ['--noflush'], { input: renderIptables(p) });
     if (res.code !== 0) throw new CniError(Code.KernelOperationFailed, `iptables-restore: ${res.stderr.trim()}`);
     const jump = ['POSTROUTING', '-j', IPT_CHAIN];
     const has = await execArgs(bin, ['-t', 'nat', '-C', ...jump]);
     if (has.code !== 0) {
       const ins = await execArgs(bin, ['-t', 'nat', '-I', ...jump]);
-      if (ins.code !== 0) throw new CniError(Code.KernelOperationFailed, `iptables -I POSTROUTING: ${ins.stderr.trim()}`);
+      if (ins.code !== 0)
+        throw new CniError(Code.KernelOperationFailed, `iptables -I POSTROUTING: ${ins.stderr.trim()}`);
     }
   }
-  log.debug(`NAT (${backend}): ${p.natPools.length} NAT pool(s) of ${p.allPools.length}, tunnels ${p.tunnelDevices.join(',') || '-'}`);
+  log.debug(
+    `NAT (${backend}): ${p.natPools.length} NAT pool(s) of ${p.allPools.length}, tunnels ${p.tunnelDevices.join(',') || '-'}`,
+  );
   return backend;
+}
+
+/**
+ * Whether tabby's NAT rules are in place (the IPv4 table or chain), for a resync to say it repaired
+ * them. True when there is nothing to NAT, or no tool that could hold rules.
+ */
+export async function natTablePresent(p: NatPlan, wanted: 'auto' | NatBackend): Promise<boolean> {
+  if (p.natPools.length === 0 && p.tunnelDevices.length === 0) return true;
+  let chosen: { backend: NatBackend; bin: string };
+  try {
+    chosen = chooseNatBackend(wanted);
+  } catch {
+    return true;
+  }
+  const args = chosen.backend === 'nftables' ? ['list', 'table', 'ip', NAT_TABLE] : ['-t', 'nat', '-S', IPT_CHAIN];
+  return (await execArgs(chosen.bin, args)).code === 0;
 }

@@ -105,8 +105,24 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
   // A host with IPv6 off by default needs it on for the veth before its link-local address goes on:
   // then the link is made alone first (rare; otherwise one batch does the whole host side).
   const v6Off = hasV6 && readSysctl('net.ipv6.conf.default.disable_ipv6') === '1';
-  const create = ['link', 'add', w.hostVeth, 'mtu', String(w.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
-    'peer', 'name', w.ifname, 'mtu', String(w.mtu), 'netns', w.netns];
+  const create = [
+    'link',
+    'add',
+    w.hostVeth,
+    'mtu',
+    String(w.mtu),
+    'address',
+    HOST_VETH_MAC,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    w.ifname,
+    'mtu',
+    String(w.mtu),
+    'netns',
+    w.netns,
+  ];
   const host = new IpBatch();
   if (!v6Off) host.add(...create);
   host.add('link', 'set', 'dev', w.hostVeth, 'alias', vethAlias(w.owner));
@@ -116,7 +132,8 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     host.add('address', 'add', `${GATEWAY_V6}/64`, 'dev', w.hostVeth, 'nodad');
   }
   host.add('link', 'set', 'dev', w.hostVeth, 'up');
-  for (const a of w.addresses) host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
+  for (const a of w.addresses)
+    host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
   host.add('link', 'show', 'dev', w.hostVeth);
 
   let created = false; // from here on, a host veth of this name is this call's to remove on failure
@@ -146,7 +163,10 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     }
     const hostMac = macOf(hostShown, w.hostVeth);
     if (hostMac !== HOST_VETH_MAC) {
-      throw new CniError(Code.KernelOperationFailed, `the kernel ignored MAC ${HOST_VETH_MAC} for ${w.hostVeth} (it has ${hostMac})`);
+      throw new CniError(
+        Code.KernelOperationFailed,
+        `the kernel ignored MAC ${HOST_VETH_MAC} for ${w.hostVeth} (it has ${hostMac})`,
+      );
     }
     setSysctls(hostSysctls(w.hostVeth, hasV6));
 
@@ -165,7 +185,8 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     }
     // IPv6 would merge appended routes into one multipath route: a second interface's IPv6 routes get a
     // metric of their own instead, behind eth0's (the kernel's default is 1024).
-    const v6Metric = w.ifname === 'eth0' ? [] : ['metric', String(1025 + (parseInt(sha1Hex(w.ifname).slice(0, 6), 16) % 1000))];
+    const v6Metric =
+      w.ifname === 'eth0' ? [] : ['metric', String(1025 + (parseInt(sha1Hex(w.ifname).slice(0, 6), 16) % 1000))];
     for (const r of podRoutes(w)) {
       if (r.gw === GATEWAY_V4) pod.add('route', 'append', r.dst, 'via', r.gw, 'dev', w.ifname, 'proto', ROUTE_PROTO);
       else pod.add('route', 'add', r.dst, 'via', r.gw, 'dev', w.ifname, ...v6Metric, 'proto', ROUTE_PROTO);
@@ -208,9 +229,24 @@ export async function unwirePod(hostVeth: string): Promise<boolean> {
   return true;
 }
 
-interface ShownAddr { family: string; local: string; prefixlen: number }
-interface ShownLink { ifname: string; address?: string; mtu?: number; linkinfo?: { info_kind?: string }; addr_info?: ShownAddr[] }
-interface ShownRoute { dst: string; gateway?: string; dev?: string; scope?: string }
+interface ShownAddr {
+  family: string;
+  local: string;
+  prefixlen: number;
+}
+interface ShownLink {
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  linkinfo?: { info_kind?: string };
+  addr_info?: ShownAddr[];
+}
+interface ShownRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  scope?: string;
+}
 
 /** What CHECK compares against: the pod interface, its routes, and the host end with its routes. */
 export interface PodState {
@@ -221,7 +257,11 @@ export interface PodState {
 }
 
 async function optional<T>(p: Promise<T>, fallback: T): Promise<T> {
-  try { return await p; } catch { return fallback; }
+  try {
+    return await p;
+  } catch {
+    return fallback;
+  }
 }
 
 export async function inspectPod(netns: string, ifname: string, hostVeth: string): Promise<PodState> {

@@ -1,18 +1,42 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CniError, Code } from '../cni/errors';
-import { ClusterResources, parseClusterText, resourcesFromDocuments } from '../../conf/calico';
+import { ClusterResources, resourcesFromDocuments } from '../../conf/calico';
+import { DocumentCache } from '../../conf/cluster-documents';
 import { Datastore } from './datastore';
+
+// The JSON of each frozen document (what a DocumentCache returns): the next load of a changed file writes
+// the cache again, and only the changed documents are new objects.
+const json = new WeakMap<object, string>();
+
+/** A document as JSON.stringify writes it inside an array. */
+function jsonOf(doc: unknown): string {
+  const frozen = typeof doc === 'object' && doc !== null && Object.isFrozen(doc);
+  const known = frozen ? json.get(doc) : undefined;
+  if (known !== undefined) return known;
+  const text = JSON.stringify(doc) ?? 'null';
+  if (frozen) json.set(doc, text);
+  return text;
+}
 
 /**
  * The cluster file: multi-document YAML (or JSON) of Calico resources. Parsing YAML costs tens of
  * milliseconds, so the parsed documents are cached as JSON in `cacheDir`, keyed by the file's identity
  * (device, inode, size, mtime); a pod start reads the cache, never the YAML parser.
+ *
+ * A long-running process keeps one instance: it parses only the documents that changed since its last
+ * load, and reads the JSON cache only until it has parsed the file itself.
  */
 export class ClusterFile implements Datastore {
   readonly description: string;
+  private readonly documents = new DocumentCache();
+  /** The documents this instance last parsed from the file, and the revision they are of. */
+  private parsed?: { revision: string; docs: unknown[] };
 
-  constructor(private readonly file: string, private readonly cacheDir?: string) {
+  constructor(
+    private readonly file: string,
+    private readonly cacheDir?: string,
+  ) {
     this.description = `file ${file}`;
   }
 
@@ -23,30 +47,52 @@ export class ClusterFile implements Datastore {
 
   async load(): Promise<ClusterResources> {
     const rev = await this.revision();
-    const cache = this.cacheDir ? path.join(this.cacheDir, 'cluster.cache.json') : undefined;
-    if (cache) {
-      try {
-        const c = JSON.parse(fs.readFileSync(cache, 'utf8')) as { revision: string; docs: unknown[] };
-        if (c.revision === rev) return resourcesFromDocuments(c.docs);
-      } catch { /* no cache yet, or unreadable: parse the file */ }
-    }
-    let text: string;
+    // Validated again each time: the documents are frozen, so only the checks across resources cost anything.
+    if (this.parsed?.revision === rev) return resourcesFromDocuments(this.parsed.docs);
+    const cached = this.parsed ? undefined : this.fromCache(rev);
+    if (cached) return cached;
+    const docs = await this.documents.documents(this.text());
+    const resources = resourcesFromDocuments(docs);
+    this.parsed = { revision: rev, docs };
+    this.writeCache(rev, docs);
+    return resources;
+  }
+
+  private get cacheFile(): string | undefined {
+    return this.cacheDir ? path.join(this.cacheDir, 'cluster.cache.json') : undefined;
+  }
+
+  /** The resources of the JSON cache when it is of this revision and still valid. */
+  private fromCache(rev: string): ClusterResources | undefined {
+    if (!this.cacheFile) return undefined;
     try {
-      text = fs.readFileSync(this.file, 'utf8');
+      const c = JSON.parse(fs.readFileSync(this.cacheFile, 'utf8')) as { revision: string; docs: unknown[] };
+      if (c.revision === rev) return resourcesFromDocuments(c.docs);
+    } catch {
+      /* no cache yet, or unreadable: parse the file */
+    }
+    return undefined;
+  }
+
+  private writeCache(rev: string, docs: unknown[]): void {
+    const cache = this.cacheFile;
+    if (!cache) return;
+    try {
+      fs.mkdirSync(path.dirname(cache), { recursive: true });
+      const tmp = `${cache}.${process.pid}`;
+      fs.writeFileSync(tmp, `{"revision":${JSON.stringify(rev)},"docs":[${docs.map(jsonOf).join(',')}]}`);
+      fs.renameSync(tmp, cache);
+    } catch {
+      /* a cache we cannot write only costs time */
+    }
+  }
+
+  private text(): string {
+    try {
+      return fs.readFileSync(this.file, 'utf8');
     } catch (e) {
       throw new CniError(Code.InvalidNetworkConfig, `cluster file ${this.file}: ${(e as Error).message}`);
     }
-    const docs: unknown[] = [];
-    const resources = await parseClusterText(text, docs);
-    if (cache) {
-      try {
-        fs.mkdirSync(path.dirname(cache), { recursive: true });
-        const tmp = `${cache}.${process.pid}`;
-        fs.writeFileSync(tmp, JSON.stringify({ revision: rev, docs }));
-        fs.renameSync(tmp, cache);
-      } catch { /* a cache we cannot write only costs time */ }
-    }
-    return resources;
   }
 
   private stat(): fs.Stats {

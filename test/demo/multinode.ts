@@ -1,5 +1,13 @@
 import * as path from 'node:path';
-import { clusterYaml, DISABLED_OTHER_POOL, EXTERNAL_IP, OTHER_POOL_IP, Pod, SimCluster, vxlanPool } from '../helpers/cluster';
+import {
+  clusterYaml,
+  DISABLED_OTHER_POOL,
+  EXTERNAL_IP,
+  OTHER_POOL_IP,
+  Pod,
+  SimCluster,
+  vxlanPool,
+} from '../helpers/cluster';
 
 /**
  * The multi-node demo: three nodes on two subnets, a VXLAN CrossSubnet pool with natOutgoing, one pod per
@@ -15,10 +23,13 @@ async function main(): Promise<number> {
   let failures = 0;
   try {
     c.writeClusterFile(clusterYaml(vxlanPool('CrossSubnet', true), DISABLED_OTHER_POOL));
-    console.log(`cluster file (${c.clusterFile}):\n${clusterYaml(vxlanPool('CrossSubnet', true), DISABLED_OTHER_POOL).replace(/^/gm, '  ')}`);
+    console.log(
+      `cluster file (${c.clusterFile}):\n${clusterYaml(vxlanPool('CrossSubnet', true), DISABLED_OTHER_POOL).replace(/^/gm, '  ')}`,
+    );
     const pods: Pod[] = [];
     for (const n of c.nodes) pods.push(await c.addPod(n.name, `pod-${n.name.slice(-1)}`));
-    for (const p of pods) console.log(`${p.name} on ${p.node.name} (${p.node.ip}): ${p.ip}, MTU ${p.result.interfaces[1].mtu}`);
+    for (const p of pods)
+      console.log(`${p.name} on ${p.node.name} (${p.node.ip}): ${p.ip}, MTU ${p.result.interfaces[1].mtu}`);
 
     const status = await c.cli(c.node('node-a'), 'status', '--config', c.node('node-a').conflist);
     console.log(`\n$ tabby status   (on node-a)\n${status.stdout}${status.stderr}`);
@@ -34,7 +45,9 @@ async function main(): Promise<number> {
         const sameSubnet = a.node.ip.startsWith('192.168.10.') && b.node.ip.startsWith('192.168.10.');
         if (!ok || encap === sameSubnet) failures++;
         const fmt = (p: Pod) => `${p.name}@${p.node.name.slice(-1)}`.padEnd(14);
-        console.log(`  ${fmt(a)}${fmt(b)}${(ok ? 'yes' : 'NO').padEnd(11)}${(encap ? 'yes' : 'no').padEnd(14)}${sameSubnet ? 'same subnet: direct' : 'across subnets: VXLAN'}`);
+        console.log(
+          `  ${fmt(a)}${fmt(b)}${(ok ? 'yes' : 'NO').padEnd(11)}${(encap ? 'yes' : 'no').padEnd(14)}${sameSubnet ? 'same subnet: direct' : 'across subnets: VXLAN'}`,
+        );
       }
     }
     console.log('\nto the outside:');
@@ -42,7 +55,9 @@ async function main(): Promise<number> {
       const seen = await c.sourceSeenBy(p.ns, EXTERNAL_IP);
       const other = await c.sourceSeenBy(p.ns, OTHER_POOL_IP);
       if (seen !== p.node.ip || other !== p.ip) failures++;
-      console.log(`  ${p.name} (${p.ip}) -> external ${EXTERNAL_IP}: seen as ${seen ?? 'nothing'} (${seen === p.node.ip ? 'NATed to its node' : 'NOT NATed'}); -> disabled pool ${OTHER_POOL_IP}: seen as ${other ?? 'nothing'} (${other === p.ip ? 'not NATed' : 'NATed'})`);
+      console.log(
+        `  ${p.name} (${p.ip}) -> external ${EXTERNAL_IP}: seen as ${seen ?? 'nothing'} (${seen === p.node.ip ? 'NATed to its node' : 'NOT NATed'}); -> disabled pool ${OTHER_POOL_IP}: seen as ${other ?? 'nothing'} (${other === p.ip ? 'not NATed' : 'NATed'})`,
+      );
     }
     for (const p of [...c.pods]) {
       const r = await c.delPod(p);
@@ -56,4 +71,10 @@ async function main(): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (e) => { console.error(e); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -69,13 +69,21 @@ const NODE_SPECS = [
 ] as const;
 
 /** Calico resources for the three nodes with one /24 block each from `pool`, plus whatever `extra` adds. */
-export function clusterYaml(pool: string, extra = '', nodes: readonly string[] = NODE_SPECS.map((n) => n.name)): string {
+export function clusterYaml(
+  pool: string,
+  extra = '',
+  nodes: readonly string[] = NODE_SPECS.map((n) => n.name),
+): string {
   const docs = [pool.trim()];
   NODE_SPECS.forEach((n, i) => {
     if (!nodes.includes(n.name)) return;
     const prefix = n.subnet === 'lan' ? 24 : 24;
-    docs.push(`apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: ${n.name}}\nspec: {bgp: {ipv4Address: ${n.ip}/${prefix}}}`);
-    docs.push(`apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: ${n.name}-10-244-${i + 1}-0-24}\nspec: {node: ${n.name}, cidr: 10.244.${i + 1}.0/24}`);
+    docs.push(
+      `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: ${n.name}}\nspec: {bgp: {ipv4Address: ${n.ip}/${prefix}}}`,
+    );
+    docs.push(
+      `apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: ${n.name}-10-244-${i + 1}-0-24}\nspec: {node: ${n.name}, cidr: 10.244.${i + 1}.0/24}`,
+    );
   });
   if (extra.trim()) docs.push(extra.trim());
   return docs.join('\n---\n') + '\n';
@@ -107,7 +115,11 @@ export class SimCluster {
   private readonly namespaces: string[] = [];
   private readonly servers: ChildProcess[] = [];
 
-  private constructor(readonly tag: string, readonly tabby: string[], readonly natBackend?: string) {
+  private constructor(
+    readonly tag: string,
+    readonly tabby: string[],
+    readonly natBackend?: string,
+  ) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
     this.clusterFile = path.join(this.dir, 'cluster.yaml');
     this.sw = `${tag}-sw`;
@@ -116,7 +128,11 @@ export class SimCluster {
   }
 
   /** Builds the underlay. `tabby` is the command line that starts tabby (binary, or node + bundle). */
-  static async create(tabby: string[], tag = `tbc${randomBytes(3).toString('hex')}`, natBackend?: string): Promise<SimCluster> {
+  static async create(
+    tabby: string[],
+    tag = `tbc${randomBytes(3).toString('hex')}`,
+    natBackend?: string,
+  ): Promise<SimCluster> {
     const c = new SimCluster(tag, tabby, natBackend);
     try {
       await c.build();
@@ -148,7 +164,10 @@ export class SimCluster {
     const nodeNs = (spec: (typeof NODE_SPECS)[number]): string => `${this.tag}-${spec.name}`;
     const all = [this.sw, this.router, this.external, ...NODE_SPECS.map(nodeNs)];
     this.namespaces.push(...all); // first: destroy() removes whatever part of them exists
-    await this.ipBatch(undefined, all.map((n) => ['netns', 'add', n]));
+    await this.ipBatch(
+      undefined,
+      all.map((n) => ['netns', 'add', n]),
+    );
     const lo = ['link', 'set', 'lo', 'up'];
     // A veth from `ns` (this end: its name and address) to another namespace (that end configured there).
     const veth = (name: string, addr: string | undefined, peerNs: string, peerName: string): string[][] => [
@@ -160,8 +179,11 @@ export class SimCluster {
     const far = NODE_SPECS.find((s) => s.subnet === 'far')!;
     // The switch: a bridge whose ports are the router's lan leg and the lan nodes' eth0.
     await this.ipBatch(this.sw, [
-      lo, ['link', 'add', 'br0', 'type', 'bridge'], ['link', 'set', 'br0', 'up'],
-      ...veth('p-rt', undefined, this.router, 'lan0'), ['link', 'set', 'p-rt', 'master', 'br0'],
+      lo,
+      ['link', 'add', 'br0', 'type', 'bridge'],
+      ['link', 'set', 'br0', 'up'],
+      ...veth('p-rt', undefined, this.router, 'lan0'),
+      ['link', 'set', 'p-rt', 'master', 'br0'],
       ...lan.flatMap((spec) => {
         const port = `p-${spec.name.slice(-1)}`;
         return [...veth(port, undefined, nodeNs(spec), 'eth0'), ['link', 'set', port, 'master', 'br0']];
@@ -170,37 +192,53 @@ export class SimCluster {
     // The router: lan leg on the switch, far leg to node-c, and the external host (which also holds an
     // address of another pool, routed to it).
     await this.ipBatch(this.router, [
-      lo, ['address', 'add', '192.168.10.1/24', 'dev', 'lan0'], ['link', 'set', 'lan0', 'up'],
+      lo,
+      ['address', 'add', '192.168.10.1/24', 'dev', 'lan0'],
+      ['link', 'set', 'lan0', 'up'],
       ...veth('ext0', '203.0.113.1/24', this.external, 'eth0'),
       ...veth('far0', '192.168.20.1/24', nodeNs(far), 'eth0'),
       ['route', 'add', '10.10.0.0/16', 'via', EXTERNAL_IP],
     ]);
     await nsExec(this.router, '/usr/sbin/sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     await this.ipBatch(this.external, [
-      lo, ['address', 'add', `${EXTERNAL_IP}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'],
-      ['address', 'add', `${OTHER_POOL_IP}/32`, 'dev', 'lo'], ['route', 'add', '192.168.0.0/16', 'via', '203.0.113.1'],
+      lo,
+      ['address', 'add', `${EXTERNAL_IP}/24`, 'dev', 'eth0'],
+      ['link', 'set', 'eth0', 'up'],
+      ['address', 'add', `${OTHER_POOL_IP}/32`, 'dev', 'lo'],
+      ['route', 'add', '192.168.0.0/16', 'via', '203.0.113.1'],
     ]);
     for (const spec of NODE_SPECS) {
       const ns = nodeNs(spec);
       await this.ipBatch(ns, [
-        lo, ['address', 'add', `${spec.ip}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'],
+        lo,
+        ['address', 'add', `${spec.ip}/24`, 'dev', 'eth0'],
+        ['link', 'set', 'eth0', 'up'],
         ['route', 'add', 'default', 'via', spec.subnet === 'lan' ? '192.168.10.1' : '192.168.20.1'],
       ]);
       const conflist = path.join(this.dir, `${spec.name}.conflist`);
-      fs.writeFileSync(conflist, JSON.stringify({
-        cniVersion: '1.1.0',
-        name: 'tabbynet',
-        plugins: [{
-          type: 'tabby',
-          logFile: path.join(this.dir, `${spec.name}.log`),
-          logLevel: 'info',
-          cluster: this.clusterFile,
-          nodeName: spec.name,
-          ...(this.natBackend ? { natBackend: this.natBackend } : {}),
-          stateDir: path.join(this.dir, spec.name, 'state'),
-          ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, spec.name, 'ipam') },
-        }],
-      }, null, 2));
+      fs.writeFileSync(
+        conflist,
+        JSON.stringify(
+          {
+            cniVersion: '1.1.0',
+            name: 'tabbynet',
+            plugins: [
+              {
+                type: 'tabby',
+                logFile: path.join(this.dir, `${spec.name}.log`),
+                logLevel: 'info',
+                cluster: this.clusterFile,
+                nodeName: spec.name,
+                ...(this.natBackend ? { natBackend: this.natBackend } : {}),
+                stateDir: path.join(this.dir, spec.name, 'state'),
+                ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, spec.name, 'ipam') },
+              },
+            ],
+          },
+          null,
+          2,
+        ),
+      );
       const block = `10.244.${NODE_SPECS.indexOf(spec) + 1}.0/24`;
       this.nodes.push({ name: spec.name, ns, ip: spec.ip, prefix: 24, block, conflist });
     }
@@ -225,9 +263,22 @@ export class SimCluster {
   }
 
   /** Runs a tabby CNI command on a node. */
-  cni(node: SimNode, command: string, containerId: string, netns: string, config = this.pluginConfig(node)): Promise<RunResult> {
+  cni(
+    node: SimNode,
+    command: string,
+    containerId: string,
+    netns: string,
+    config = this.pluginConfig(node),
+  ): Promise<RunResult> {
     return nsExec(node.ns, this.tabby[0], this.tabby.slice(1), {
-      env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: path.dirname(this.tabby[this.tabby.length - 1]) },
+      env: {
+        PATH: process.env.PATH,
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: containerId,
+        CNI_NETNS: netns,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: path.dirname(this.tabby[this.tabby.length - 1]),
+      },
       input: JSON.stringify(config),
     });
   }
@@ -258,13 +309,31 @@ export class SimCluster {
 
   /** Packets the device has sent so far (the kernel's own counter). */
   async txPackets(ns: string, dev: string): Promise<number> {
-    const [l] = await ipJson<{ stats64?: { tx?: { packets: number } } }[]>(ns, ['-s', 'link', 'show', 'dev', dev]).catch(() => [undefined]);
+    const [l] = await ipJson<{ stats64?: { tx?: { packets: number } } }[]>(ns, [
+      '-s',
+      'link',
+      'show',
+      'dev',
+      dev,
+    ]).catch(() => [undefined]);
     return l?.stats64?.tx?.packets ?? 0;
   }
 
   /** One ping with don't-fragment set, `size` bytes of payload. */
   ping(fromNs: string, dst: string, size = 56, waitS = 2): Promise<RunResult> {
-    return nsExec(fromNs, '/usr/bin/ping', ['-4', '-n', '-c', '1', '-W', String(waitS), '-M', 'do', '-s', String(size), dst]);
+    return nsExec(fromNs, '/usr/bin/ping', [
+      '-4',
+      '-n',
+      '-c',
+      '1',
+      '-W',
+      String(waitS),
+      '-M',
+      'do',
+      '-s',
+      String(size),
+      dst,
+    ]);
   }
 
   /**
@@ -282,10 +351,15 @@ export class SimCluster {
    */
   async tcpTransfer(fromNs: string, toNs: string, toIp: string, bytes = 200_000): Promise<number> {
     const port = 5001 + Math.floor(Math.random() * 1000);
-    const server = nsExec(toNs, '/usr/bin/socat', ['-u', `TCP-LISTEN:${port},reuseaddr`, 'STDOUT'], { timeoutMs: 20_000 });
+    const server = nsExec(toNs, '/usr/bin/socat', ['-u', `TCP-LISTEN:${port},reuseaddr`, 'STDOUT'], {
+      timeoutMs: 20_000,
+    });
     await this.waitListening(toNs, port);
     const payload = randomBytes(bytes / 2).toString('hex');
-    await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `TCP:${toIp}:${port},connect-timeout=5`], { input: payload, timeoutMs: 20_000 });
+    await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `TCP:${toIp}:${port},connect-timeout=5`], {
+      input: payload,
+      timeoutMs: 20_000,
+    });
     const got = await server;
     return got.stdout === payload ? bytes : got.stdout.length;
   }
@@ -308,13 +382,24 @@ export class SimCluster {
     return (await this.udpSeenBy(fromNs, dst))?.address;
   }
 
-  async udpSeenBy(fromNs: string, dst: string, sourcePort?: number): Promise<{ address: string; port: number } | undefined> {
+  async udpSeenBy(
+    fromNs: string,
+    dst: string,
+    sourcePort?: number,
+  ): Promise<{ address: string; port: number } | undefined> {
     const port = 7000 + Math.floor(Math.random() * 1000);
     const script = `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{process.stdout.write(JSON.stringify({address:r.address,port:r.port})+'\\n');process.exit(0)});d.bind(${port},()=>process.stdout.write('ready\\n'));setTimeout(()=>process.exit(0),4000)`;
-    const server = spawn('/usr/sbin/ip', ['netns', 'exec', this.external, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn('/usr/sbin/ip', ['netns', 'exec', this.external, process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     this.servers.push(server);
     let out = '';
-    const ready = new Promise<void>((res) => server.stdout!.on('data', (b) => { out += b; if (out.includes('ready')) res(); }));
+    const ready = new Promise<void>((res) =>
+      server.stdout!.on('data', (b) => {
+        out += b;
+        if (out.includes('ready')) res();
+      }),
+    );
     const done = new Promise<void>((res) => server.on('close', () => res()));
     await ready;
     const from = sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '';
@@ -336,9 +421,20 @@ export class SimCluster {
    * Pings `dst` from `fromNs` every `intervalS` (timestamped replies) from `leadMs` before `action` starts
    * until `settleMs` after it ends, so the replies show how long connectivity was lost while it ran.
    */
-  async pingDuring<T>(fromNs: string, dst: string, intervalS: number, action: () => Promise<T>, leadMs = 1000, settleMs = 1000): Promise<PingSpan<T>> {
+  async pingDuring<T>(
+    fromNs: string,
+    dst: string,
+    intervalS: number,
+    action: () => Promise<T>,
+    leadMs = 1000,
+    settleMs = 1000,
+  ): Promise<PingSpan<T>> {
     // `ip netns exec` execs ping itself, so the signal below reaches ping, which then prints its summary.
-    const child = spawn('/usr/sbin/ip', ['netns', 'exec', fromNs, '/usr/bin/ping', '-4', '-n', '-D', '-i', String(intervalS), dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      '/usr/sbin/ip',
+      ['netns', 'exec', fromNs, '/usr/bin/ping', '-4', '-n', '-D', '-i', String(intervalS), dst],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.servers.push(child);
     let out = '';
     child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -352,7 +448,9 @@ export class SimCluster {
       await sleep(settleMs);
       child.kill('SIGINT');
       await Promise.race([closed, sleep(5000)]);
-      const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=/gm)].map((m) => Math.round(Number(m[1]) * 1000));
+      const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=/gm)].map((m) =>
+        Math.round(Number(m[1]) * 1000),
+      );
       const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
       return { value, sent: Number(m?.[1] ?? NaN), received: Number(m?.[2] ?? replies.length), replies, start, end };
     } finally {
@@ -367,15 +465,23 @@ export class SimCluster {
    */
   async countUnderlay(): Promise<void> {
     for (const n of this.nodes) {
-      const rules = this.nodes.filter((p) => p !== n).flatMap((p) => [
-        `oifname "eth0" ip daddr ${p.ip} ip protocol 4 counter comment "ipip ${p.name}"`,
-        `oifname "eth0" ip daddr ${p.ip} udp dport 4789 counter comment "vxlan ${p.name}"`,
-        `oifname "eth0" ip daddr ${p.block} counter comment "plain ${p.name}"`,
-      ]);
+      const rules = this.nodes
+        .filter((p) => p !== n)
+        .flatMap((p) => [
+          `oifname "eth0" ip daddr ${p.ip} ip protocol 4 counter comment "ipip ${p.name}"`,
+          `oifname "eth0" ip daddr ${p.ip} udp dport 4789 counter comment "vxlan ${p.name}"`,
+          `oifname "eth0" ip daddr ${p.block} counter comment "plain ${p.name}"`,
+        ]);
       const text = [
-        `table ip ${UNDERLAY_TABLE}`, `delete table ip ${UNDERLAY_TABLE}`,
-        `table ip ${UNDERLAY_TABLE} {`, '  chain out {', '    type filter hook postrouting priority 300; policy accept;',
-        ...rules.map((r) => `    ${r}`), '  }', '}', '',
+        `table ip ${UNDERLAY_TABLE}`,
+        `delete table ip ${UNDERLAY_TABLE}`,
+        `table ip ${UNDERLAY_TABLE} {`,
+        '  chain out {',
+        '    type filter hook postrouting priority 300; policy accept;',
+        ...rules.map((r) => `    ${r}`),
+        '  }',
+        '}',
+        '',
       ].join('\n');
       const r = await nsExec(n.ns, NFT, ['-f', '-'], { input: text });
       if (r.code !== 0) throw new Error(`nft -f in ${n.name}: exit ${r.code}: ${r.stderr.trim()}`);
@@ -387,7 +493,9 @@ export class SimCluster {
     const r = await nsExec(node.ns, NFT, ['-j', 'list', 'table', 'ip', UNDERLAY_TABLE]);
     if (r.code !== 0) throw new Error(`nft list in ${node.name}: exit ${r.code}: ${r.stderr.trim()}`);
     const counts = new Map<string, UnderlayCount>();
-    for (const item of JSON.parse(r.stdout).nftables as { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[]) {
+    for (const item of JSON.parse(r.stdout).nftables as {
+      rule?: { comment?: string; expr: { counter?: { packets: number } }[] };
+    }[]) {
       const [kind, peer] = item.rule?.comment?.split(' ') ?? [];
       const packets = item.rule?.expr.find((e) => e.counter)?.counter?.packets;
       if (!peer || packets === undefined) continue;
@@ -405,14 +513,23 @@ export class SimCluster {
 
   /** Whether a link is up and how many IPv4 addresses it has; undefined when it does not exist. */
   async linkInfo(node: SimNode, dev: string): Promise<{ up: boolean; addresses: number } | undefined> {
-    const [l] = await ipJson<{ flags?: string[]; addr_info?: { family: string }[] }[]>(node.ns, ['address', 'show', 'dev', dev]).catch(() => []);
-    return l && { up: !!l.flags?.includes('UP'), addresses: (l.addr_info ?? []).filter((x) => x.family === 'inet').length };
+    const [l] = await ipJson<{ flags?: string[]; addr_info?: { family: string }[] }[]>(node.ns, [
+      'address',
+      'show',
+      'dev',
+      dev,
+    ]).catch(() => []);
+    return (
+      l && { up: !!l.flags?.includes('UP'), addresses: (l.addr_info ?? []).filter((x) => x.family === 'inet').length }
+    );
   }
 
   /** Permanent FDB entries on the node's VXLAN device. */
   async fdb(node: SimNode): Promise<{ mac: string; dst?: string }[]> {
     const r = await nsExec(node.ns, '/usr/sbin/bridge', ['-j', 'fdb', 'show', 'dev', 'vxlan.tabby']);
-    return r.code === 0 && r.stdout.trim() ? JSON.parse(r.stdout).filter((f: { state?: string }) => f.state === 'permanent') : [];
+    return r.code === 0 && r.stdout.trim()
+      ? JSON.parse(r.stdout).filter((f: { state?: string }) => f.state === 'permanent')
+      : [];
   }
 
   async neighbours(node: SimNode): Promise<{ dst: string; lladdr?: string }[]> {

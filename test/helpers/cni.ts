@@ -39,7 +39,12 @@ export type CniEnv = Record<string, string | undefined>;
  * Runs a plugin program inside `node` with exactly these CNI_* variables (undefined ones left out) plus
  * PATH. `stdin` objects are serialized.
  */
-export async function execPlugin(node: string, argv: string[], env: CniEnv, stdin: string | object = ''): Promise<CniRun> {
+export async function execPlugin(
+  node: string,
+  argv: string[],
+  env: CniEnv,
+  stdin: string | object = '',
+): Promise<CniRun> {
   const full: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
   const input = typeof stdin === 'string' ? stdin : JSON.stringify(stdin);
@@ -192,7 +197,9 @@ export class TestNode {
 export async function podAddresses(pod: string, ifname = 'eth0'): Promise<string[]> {
   const out = await run('/usr/sbin/ip', ['-n', pod, '-j', 'address', 'show', 'dev', ifname]);
   if (out.code !== 0) return [];
-  const parsed = JSON.parse(out.stdout || '[]') as { addr_info?: { local: string; prefixlen: number; scope?: string }[] }[];
+  const parsed = JSON.parse(out.stdout || '[]') as {
+    addr_info?: { local: string; prefixlen: number; scope?: string }[];
+  }[];
   return (parsed[0]?.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
 }
 

@@ -13,7 +13,11 @@ export function tabbyIpamDir(sb: Sandbox): string {
   const dir = sb.tmpdir();
   const target = path.join(dir, 'tabby-ipam');
   if (TABBY_IS_JS) {
-    fs.writeFileSync(target, `#!/bin/bash\nexec -a tabby-ipam ${JSON.stringify(process.execPath)} ${JSON.stringify(TABBY_BIN)} "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      target,
+      `#!/bin/bash\nexec -a tabby-ipam ${JSON.stringify(process.execPath)} ${JSON.stringify(TABBY_BIN)} "$@"\n`,
+      { mode: 0o755 },
+    );
   } else {
     fs.symlinkSync(TABBY_BIN, target);
   }
@@ -21,7 +25,13 @@ export function tabbyIpamDir(sb: Sandbox): string {
 }
 
 /** A pure IPAM config: `{cniVersion, name, ipam: {type, ranges, dataDir}}`. */
-export function ipamOnlyConf(o: { type: string; network: string; dataDir: string; ranges: object[][]; version?: string }): Record<string, unknown> {
+export function ipamOnlyConf(o: {
+  type: string;
+  network: string;
+  dataDir: string;
+  ranges: object[][];
+  version?: string;
+}): Record<string, unknown> {
   return {
     cniVersion: o.version ?? '1.0.0', // Debian's host-local (v1.1.1) speaks up to 1.0.0
     name: o.network,
@@ -30,15 +40,27 @@ export function ipamOnlyConf(o: { type: string; network: string; dataDir: string
 }
 
 /** Runs an IPAM plugin (no netns needed) for one attachment, inside `node`. */
-export function ipamRun(node: string, argv: string[], command: string, cid: string, conf: object, extra: CniEnv = {}): Promise<CniRun> {
-  return execPlugin(node, argv, {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: cid,
-    CNI_NETNS: '/var/run/netns/unused',
-    CNI_IFNAME: 'eth0',
-    CNI_PATH: REF_CNI_DIR,
-    ...extra,
-  }, conf);
+export function ipamRun(
+  node: string,
+  argv: string[],
+  command: string,
+  cid: string,
+  conf: object,
+  extra: CniEnv = {},
+): Promise<CniRun> {
+  return execPlugin(
+    node,
+    argv,
+    {
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: cid,
+      CNI_NETNS: '/var/run/netns/unused',
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: REF_CNI_DIR,
+      ...extra,
+    },
+    conf,
+  );
 }
 
 /** The reservations in a network directory: IP file name -> content (host-local's format). */
@@ -79,13 +101,18 @@ export function startIn(node: string, argv: string[], env: CniEnv, stdin: object
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) =>
-      resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() + (signal ? `\n[killed by ${signal}]` : '') }),
+      resolve({
+        code: code ?? 128,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString() + (signal ? `\n[killed by ${signal}]` : ''),
+      }),
     );
   });
   return { child, done };
 }
 
-export const startTabby = (node: string, env: CniEnv, stdin: object): Killable => startIn(node, tabbyArgv(), env, stdin);
+export const startTabby = (node: string, env: CniEnv, stdin: object): Killable =>
+  startIn(node, tabbyArgv(), env, stdin);
 
 const netnsInode = (name: string): number => fs.statSync(nsPath(name)).ino;
 
@@ -97,7 +124,9 @@ export function processesIn(names: string[]): number[] {
     if (!/^\d+$/.test(p)) continue;
     try {
       if (inodes.has(fs.readlinkSync(`/proc/${p}/ns/net`))) pids.push(Number(p));
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return pids;
 }
@@ -112,7 +141,13 @@ export async function waitForNoProcessesIn(names: string[], limitMs = 30_000): P
     const left = processesIn(names);
     if (left.length === 0) return;
     if (Date.now() > until) {
-      const cmds = left.map((p) => { try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { return String(p); } });
+      const cmds = left.map((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        } catch {
+          return String(p);
+        }
+      });
       throw new Error(`processes still running in ${names.join(', ')}: ${cmds.join(' | ')}`);
     }
     await new Promise((r) => setTimeout(r, 20));

@@ -66,7 +66,9 @@ let exitHook = false;
 function deleteNetnsSync(name: string): void {
   try {
     execFileSync(IP, ['netns', 'del', name], { stdio: 'ignore' });
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 export class Sandbox {

@@ -56,7 +56,11 @@ export async function ipJson<T = any>(ns: string | undefined, args: readonly str
 }
 
 /** Runs a program inside a namespace (`ip netns exec`, which also remounts /sys for it). */
-export function nsExec(ns: string, file: string, args: readonly string[], opts: Parameters<typeof run>[2] = {}): Promise<RunResult> {
+export function nsExec(
+  ns: string,
+  file: string,
+  args: readonly string[],
+  opts: Parameters<typeof run>[2] = {},
+): Promise<RunResult> {
   return run(IP, ['netns', 'exec', ns, file, ...args], opts);
 }
-

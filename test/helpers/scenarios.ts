@@ -1,4 +1,14 @@
-import { clusterYaml, DISABLED_OTHER_POOL, EXTERNAL_IP, ipipPool, OTHER_POOL_IP, PingSpan, Pod, SimCluster, vxlanPool } from './cluster';
+import {
+  clusterYaml,
+  DISABLED_OTHER_POOL,
+  EXTERNAL_IP,
+  ipipPool,
+  OTHER_POOL_IP,
+  PingSpan,
+  Pod,
+  SimCluster,
+  vxlanPool,
+} from './cluster';
 
 /**
  * The multi-node scenarios of issue "IP pools across nodes", as plain functions returning named checks,
@@ -32,7 +42,8 @@ function checker(): { checks: Check[]; check: (name: string, ok: boolean, detail
 export type Encap = 'vxlan' | 'ipip';
 export type Mode = 'Always' | 'CrossSubnet' | 'Never';
 
-const sameSubnet = (a: Pod, b: Pod): boolean => a.node.ip.startsWith('192.168.10.') && b.node.ip.startsWith('192.168.10.');
+const sameSubnet = (a: Pod, b: Pod): boolean =>
+  a.node.ip.startsWith('192.168.10.') && b.node.ip.startsWith('192.168.10.');
 const tunnelDev = (encap: Encap): string => (encap === 'vxlan' ? 'vxlan.tabby' : 'tunl0');
 
 /** Whether traffic between two pods is encapsulated, and whether it flows at all, under a pool mode. */
@@ -55,11 +66,18 @@ export async function poolModeScenario(c: SimCluster, encap: Encap, mode: Mode, 
   try {
     await c.countUnderlay();
     // Nodes are independent: their pods start at once, as they would (and the qemu guest, slow to start processes, gains a lot).
-    const added = await Promise.allSettled(c.nodes.map((n) => c.addPod(n.name, `${encap}-${mode}-${n.name.slice(-1)}`.toLowerCase())));
+    const added = await Promise.allSettled(
+      c.nodes.map((n) => c.addPod(n.name, `${encap}-${mode}-${n.name.slice(-1)}`.toLowerCase())),
+    );
     for (const r of added) if (r.status === 'fulfilled') pods.push(r.value);
     for (const r of added) if (r.status === 'rejected') throw r.reason;
     const wantMtu = 1500 - (mode === 'Never' ? 0 : encap === 'vxlan' ? 50 : 20);
-    for (const p of pods) check(`${p.name}: MTU ${wantMtu}`, p.result.interfaces?.[1]?.mtu === wantMtu, `result says ${p.result.interfaces?.[1]?.mtu}`);
+    for (const p of pods)
+      check(
+        `${p.name}: MTU ${wantMtu}`,
+        p.result.interfaces?.[1]?.mtu === wantMtu,
+        `result says ${p.result.interfaces?.[1]?.mtu}`,
+      );
     const dev = tunnelDev(encap);
     for (const a of pods) {
       for (const b of pods) {
@@ -69,9 +87,17 @@ export async function poolModeScenario(c: SimCluster, encap: Encap, mode: Mode, 
         const before = await c.txPackets(a.node.ns, dev);
         const reachable = await c.reachable(a.ns, b.ip, wantMtu - 28, want.reachable ? 5 : 2);
         const after = await c.txPackets(a.node.ns, dev);
-        check(`${pair}: ${want.reachable ? 'reachable' : 'unreachable'} by ping (DF, ${wantMtu - 28} bytes)`, reachable === want.reachable, `reachable=${reachable}`);
+        check(
+          `${pair}: ${want.reachable ? 'reachable' : 'unreachable'} by ping (DF, ${wantMtu - 28} bytes)`,
+          reachable === want.reachable,
+          `reachable=${reachable}`,
+        );
         if (want.reachable) {
-          check(`${pair}: ${want.encapsulated ? 'encapsulated' : 'not encapsulated'}`, (after > before) === want.encapsulated, `${dev} tx packets ${before} -> ${after}`);
+          check(
+            `${pair}: ${want.encapsulated ? 'encapsulated' : 'not encapsulated'}`,
+            after > before === want.encapsulated,
+            `${dev} tx packets ${before} -> ${after}`,
+          );
           const got = await c.tcpTransfer(a.ns, b.ns, b.ip, 200_000);
           check(`${pair}: TCP transfer of 200000 bytes`, got === 200_000, `received ${got}`);
         }
@@ -89,16 +115,22 @@ export async function poolModeScenario(c: SimCluster, encap: Encap, mode: Mode, 
         const detail = `${a.node.name} eth0 -> ${b.node.name}: ${n.ipip} IPIP, ${n.vxlan} VXLAN, ${n.plain} plain pod packets`;
         const pair = `underlay ${a.node.name} -> ${b.node.name}`;
         if (want.encapsulated) check(`${pair}: ${wire} only`, n[encap] > 0 && n[other] === 0 && n.plain === 0, detail);
-        else if (want.reachable) check(`${pair}: plain pod packets only`, n.plain > 0 && n.ipip === 0 && n.vxlan === 0, detail);
+        else if (want.reachable)
+          check(`${pair}: plain pod packets only`, n.plain > 0 && n.ipip === 0 && n.vxlan === 0, detail);
         else check(`${pair}: nothing encapsulated`, n.ipip === 0 && n.vxlan === 0, detail);
       }
     }
     for (const p of process.env.TABBY_NAT_CHECK === 'first' ? pods.slice(0, 1) : pods) {
       const seen = await c.sourceSeenBy(p.ns, EXTERNAL_IP);
-      if (natOutgoing) check(`${p.name} -> external: NATed to ${p.node.ip}`, seen === p.node.ip, `external saw ${seen ?? 'nothing'}`);
+      if (natOutgoing)
+        check(`${p.name} -> external: NATed to ${p.node.ip}`, seen === p.node.ip, `external saw ${seen ?? 'nothing'}`);
       else check(`${p.name} -> external: not NATed`, seen === p.ip, `external saw ${seen ?? 'nothing'}`);
       const other = await c.sourceSeenBy(p.ns, OTHER_POOL_IP);
-      check(`${p.name} -> disabled pool address ${OTHER_POOL_IP}: never NATed`, other === p.ip, `saw ${other ?? 'nothing'}`);
+      check(
+        `${p.name} -> disabled pool address ${OTHER_POOL_IP}: never NATed`,
+        other === p.ip,
+        `saw ${other ?? 'nothing'}`,
+      );
     }
   } finally {
     const dels = await Promise.all(pods.map((p) => c.delPod(p)));
@@ -116,19 +148,31 @@ export async function nodeRemovalScenario(c: SimCluster, encap: Encap): Promise<
   let r = await c.cli(a, 'reconcile', '--config', a.conflist);
   check('reconcile with three nodes', r.code === 0, r.stdout + r.stderr);
   const before = await c.tabbyRoutes(a);
-  check('node-a routes node-c\'s block 10.244.3.0/24', before.some((x) => x.dst === '10.244.3.0/24'), JSON.stringify(before));
+  check(
+    "node-a routes node-c's block 10.244.3.0/24",
+    before.some((x) => x.dst === '10.244.3.0/24'),
+    JSON.stringify(before),
+  );
   c.writeClusterFile(clusterYaml(pool, '', ['node-a', 'node-b']));
   r = await c.cli(a, 'reconcile', '--config', a.conflist);
   check('reconcile after node-c left', r.code === 0, r.stdout + r.stderr);
   const after = await c.tabbyRoutes(a);
-  check('node-c\'s route is gone', !after.some((x) => x.dst === '10.244.3.0/24'), JSON.stringify(after));
-  check('node-b\'s route stays', after.some((x) => x.dst === '10.244.2.0/24'), JSON.stringify(after));
+  check("node-c's route is gone", !after.some((x) => x.dst === '10.244.3.0/24'), JSON.stringify(after));
+  check(
+    "node-b's route stays",
+    after.some((x) => x.dst === '10.244.2.0/24'),
+    JSON.stringify(after),
+  );
   if (encap === 'vxlan') {
     const fdb = await c.fdb(a);
-    check('node-c\'s FDB entry is gone', !fdb.some((f) => f.dst === '192.168.20.13'), JSON.stringify(fdb));
-    check('node-b\'s FDB entry stays', fdb.some((f) => f.dst === '192.168.10.12'), JSON.stringify(fdb));
+    check("node-c's FDB entry is gone", !fdb.some((f) => f.dst === '192.168.20.13'), JSON.stringify(fdb));
+    check(
+      "node-b's FDB entry stays",
+      fdb.some((f) => f.dst === '192.168.10.12'),
+      JSON.stringify(fdb),
+    );
     const neigh = await c.neighbours(a);
-    check('node-c\'s neighbour is gone', !neigh.some((n) => n.dst === '10.244.3.1'), JSON.stringify(neigh));
+    check("node-c's neighbour is gone", !neigh.some((n) => n.dst === '10.244.3.1'), JSON.stringify(neigh));
   }
   return checks;
 }
@@ -172,14 +216,25 @@ export async function encapSwitchScenario(c: SimCluster): Promise<Check[]> {
     const [a, cc] = made;
     check('before: node-b reconciled to VXLAN', rb.code === 0, rb.stdout + rb.stderr);
     check('before: pods reach each other over VXLAN', await c.reachable(a.ns, cc.ip), '');
-    for (const [to, pool] of [['ipip', ipipPool('Always')], ['vxlan', vxlanPool('Always')]] as const) {
+    for (const [to, pool] of [
+      ['ipip', ipipPool('Always')],
+      ['vxlan', vxlanPool('Always')],
+    ] as const) {
       const [newDev, oldDev] = to === 'ipip' ? ['tunl0', 'vxlan.tabby'] : ['vxlan.tabby', 'tunl0'];
       const span = await c.pingDuring(a.ns, cc.ip, INTERVAL_S, () => {
         c.writeClusterFile(clusterYaml(pool));
         const t0 = Date.now();
-        return Promise.all(c.nodes.map(async (n) => ({ ...(await c.cli(n, 'reconcile', '--config', n.conflist)), ms: Date.now() - t0 })));
+        return Promise.all(
+          c.nodes.map(async (n) => ({ ...(await c.cli(n, 'reconcile', '--config', n.conflist)), ms: Date.now() - t0 })),
+        );
       });
-      span.value.forEach((r, i) => check(`switch to ${to}: reconcile on ${c.nodes[i].name}`, r.code === 0, `done after ${r.ms} ms\n${r.stdout}${r.stderr}`));
+      span.value.forEach((r, i) =>
+        check(
+          `switch to ${to}: reconcile on ${c.nodes[i].name}`,
+          r.code === 0,
+          `done after ${r.ms} ms\n${r.stdout}${r.stderr}`,
+        ),
+      );
       const d = disruption(span);
       check(
         `switch to ${to}: disruption`,
@@ -187,22 +242,34 @@ export async function encapSwitchScenario(c: SimCluster): Promise<Check[]> {
         d === undefined
           ? `no reply after the reconciles ended (${span.received} of ${span.sent} answered)`
           : `longest time without a reply: ${d.gapMs} ms (before the switch: ${d.baselineMs} ms; a ping every ${INTERVAL_S * 1000} ms); ` +
-            `${span.sent - span.received} of ${span.sent} pings unanswered; the reconciles on ${c.nodes.map((n) => n.name).join(', ')} ended after ${span.value.map((r) => r.ms).join(', ')} ms`,
+              `${span.sent - span.received} of ${span.sent} pings unanswered; the reconciles on ${c.nodes.map((n) => n.name).join(', ')} ended after ${span.value.map((r) => r.ms).join(', ')} ms`,
       );
       const before = await c.txPackets(a.node.ns, newDev);
       const ok = await c.reachable(a.ns, cc.ip);
       const after = await c.txPackets(a.node.ns, newDev);
-      check(`after switch to ${to}: old pods still reach each other, through ${newDev}`, ok && after > before, `reachable=${ok}, ${newDev} tx packets ${before} -> ${after}`);
+      check(
+        `after switch to ${to}: old pods still reach each other, through ${newDev}`,
+        ok && after > before,
+        `reachable=${ok}, ${newDev} tx packets ${before} -> ${after}`,
+      );
       for (const n of c.nodes) {
         const routes = await c.tabbyRoutes(n);
         const stale = routes.filter((r) => r.dev === oldDev);
-        check(`after switch to ${to}: ${n.name} has no route of the old mode`, stale.length === 0, JSON.stringify(stale));
+        check(
+          `after switch to ${to}: ${n.name} has no route of the old mode`,
+          stale.length === 0,
+          JSON.stringify(stale),
+        );
         if (to === 'ipip') {
           const vx = await c.linkExists(n, 'vxlan.tabby');
           check(`after switch to ipip: ${n.name} has no vxlan.tabby (and so no FDB entries)`, !vx, '');
         } else {
           const t = await c.linkInfo(n, 'tunl0');
-          check(`after switch to vxlan: ${n.name}'s tunl0 is down with no address`, !t || (!t.up && t.addresses === 0), JSON.stringify(t));
+          check(
+            `after switch to vxlan: ${n.name}'s tunl0 is down with no address`,
+            !t || (!t.up && t.addresses === 0),
+            JSON.stringify(t),
+          );
         }
       }
     }

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { expectCniError, expectResult, expectSilentSuccess, GATEWAY_V4, HOST_VETH_MAC, podAddresses, show, TestNode } from '../helpers/cni';
+import {
+  expectCniError,
+  expectResult,
+  expectSilentSuccess,
+  GATEWAY_V4,
+  HOST_VETH_MAC,
+  podAddresses,
+  show,
+  TestNode,
+} from '../helpers/cni';
 import { ipJson, link, nsExec, nsPath, routes, tabbyVeths, useSandbox } from '../helpers/netns';
 
 // cni-spec.md §6 checks 6, 7, 8, 9 and 12, and the Calico-style wiring itself.
@@ -80,8 +89,15 @@ describe('pod wiring', () => {
     expect(podRoutes).toContainEqual(expect.objectContaining({ dst: GATEWAY_V4, dev: 'eth0', scope: 'link' }));
     expect(podRoutes).toContainEqual(expect.objectContaining({ dst: 'default', gateway: GATEWAY_V4, dev: 'eth0' }));
     // the gateway's MAC is known up front, so the pod never depends on proxy ARP finding a node route
-    const neigh = await ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(pod, ['neigh', 'show', 'dev', 'eth0']);
-    expect(neigh).toContainEqual(expect.objectContaining({ dst: GATEWAY_V4, lladdr: HOST_VETH_MAC, state: ['PERMANENT'] }));
+    const neigh = await ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(pod, [
+      'neigh',
+      'show',
+      'dev',
+      'eth0',
+    ]);
+    expect(neigh).toContainEqual(
+      expect.objectContaining({ dst: GATEWAY_V4, lladdr: HOST_VETH_MAC, state: ['PERMANENT'] }),
+    );
 
     // node side
     expect(await tabbyVeths(node.name)).toEqual([hostName]);
@@ -129,7 +145,12 @@ describe('a second ADD for the same attachment (check 8)', () => {
     const node = await TestNode.create(sb);
     const pod = await sb.netns();
     const first = expectResult(await node.add(pod, 'c1'));
-    const before = { eth0: await link(pod, 'eth0'), veths: await tabbyVeths(node.name), files: node.reservations(), routes: await routes(node.name) };
+    const before = {
+      eth0: await link(pod, 'eth0'),
+      veths: await tabbyVeths(node.name),
+      files: node.reservations(),
+      routes: await routes(node.name),
+    };
 
     const second = await node.add(pod, 'c1');
     expect(second.code, show(second)).not.toBe(0);
@@ -152,7 +173,12 @@ describe('chained ADD with a prevResult (check 9)', () => {
       interfaces: [{ name: 'fake0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/elsewhere' }],
       ips: [{ interface: 0, address: '10.99.5.5/24', gateway: '10.99.5.1' }],
       routes: [{ dst: '192.168.77.0/24', gw: '10.99.5.1' }],
-      dns: { nameservers: ['10.96.0.10'], domain: 'cluster.local', search: ['svc.cluster.local'], options: ['ndots:5'] },
+      dns: {
+        nameservers: ['10.96.0.10'],
+        domain: 'cluster.local',
+        search: ['svc.cluster.local'],
+        options: ['ndots:5'],
+      },
     };
     const conf = {
       ...node.conf(),

@@ -78,13 +78,26 @@ describe('dual stack', () => {
     const ra = expectResult(await node.add(podA, 'A', { conf }));
     const rb = expectResult(await node.add(podB, 'B', { conf }));
     for (const r of [ra, rb]) {
-      expect(r.ips.map((i: any) => i.address)).toEqual([expect.stringMatching(/^10\.244\.1\.\d+\/32$/), expect.stringMatching(/^fd00:10:244:1::[0-9a-f]+\/128$/)]);
+      expect(r.ips.map((i: any) => i.address)).toEqual([
+        expect.stringMatching(/^10\.244\.1\.\d+\/32$/),
+        expect.stringMatching(/^fd00:10:244:1::[0-9a-f]+\/128$/),
+      ]);
       expect(r.ips.every((i: any) => i.interface === 1)).toBe(true);
-      expect(r.routes).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '0.0.0.0/0' }), expect.objectContaining({ dst: '::/0' })]));
+      expect(r.routes).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ dst: '0.0.0.0/0' }),
+          expect.objectContaining({ dst: '::/0' }),
+        ]),
+      );
     }
     expect(await podAddresses(podA)).toEqual(expect.arrayContaining(ra.ips.map((i: any) => i.address)));
     expect((await routes(podA, 6)).map((r) => r.dst)).toContain('default');
-    expect(node.reservations().map((f) => f.ip).sort()).toEqual([...ra.ips, ...rb.ips].map((i: any) => bare(i.address)).sort());
+    expect(
+      node
+        .reservations()
+        .map((f) => f.ip)
+        .sort(),
+    ).toEqual([...ra.ips, ...rb.ips].map((i: any) => bare(i.address)).sort());
 
     const [a4, a6] = ra.ips.map((i: any) => bare(i.address));
     const [b4, b6] = rb.ips.map((i: any) => bare(i.address));

@@ -203,7 +203,16 @@ describe('found in review', () => {
     const node = await TestNode.create(sb);
     const pod = await sb.netns();
     // the reference static plugin speaks up to 1.0.0
-    const conf = node.conf({ cniVersion: '1.0.0', ipam: { type: 'static', addresses: [{ address: '10.244.9.5/24' }], ranges: undefined, routes: undefined, dataDir: undefined } });
+    const conf = node.conf({
+      cniVersion: '1.0.0',
+      ipam: {
+        type: 'static',
+        addresses: [{ address: '10.244.9.5/24' }],
+        ranges: undefined,
+        routes: undefined,
+        dataDir: undefined,
+      },
+    });
     expectResult(await node.add(pod, 'S', { conf }));
     const before = await link(pod, 'eth0');
     const again = await node.add(pod, 'S', { conf });
@@ -212,7 +221,7 @@ describe('found in review', () => {
     const after = await link(pod, 'eth0');
     expect(after?.ifindex).toBe(before?.ifindex);
     expect(after?.address).toBe(before?.address);
-    expect((await tabbyVeths(node.name))).toHaveLength(1);
+    expect(await tabbyVeths(node.name)).toHaveLength(1);
   });
 
   it('DEL releases the address even when ipam.resolvConf is gone since ADD', async () => {

@@ -41,7 +41,10 @@ describe('GC (check 15)', () => {
     const [ipA, ipB] = [a, b].map((r) => r.ips[0].address.split('/')[0]);
     const [vethA, vethB] = [a, b].map((r) => r.interfaces[0].name);
 
-    const gc = await node.global('GC', { ...node.conf(), 'cni.dev/valid-attachments': [{ containerID: 'A', ifname: 'eth0' }] });
+    const gc = await node.global('GC', {
+      ...node.conf(),
+      'cni.dev/valid-attachments': [{ containerID: 'A', ifname: 'eth0' }],
+    });
     expectSilentSuccess(gc);
 
     expect(node.reservations()).toEqual([{ ip: ipA, content: 'A\r\neth0' }]);
@@ -63,7 +66,9 @@ describe('GC (check 15)', () => {
     const podB = await sb.netns();
     const a = expectResult(await node.add(podA, 'A'));
     expectResult(await node.add(podB, 'B'));
-    expectSilentSuccess(await node.global('GC', { ...node.conf(), 'cni.dev/attachments': [{ containerID: 'A', ifname: 'eth0' }] }));
+    expectSilentSuccess(
+      await node.global('GC', { ...node.conf(), 'cni.dev/attachments': [{ containerID: 'A', ifname: 'eth0' }] }),
+    );
     expect(node.reservations().map((r) => r.content)).toEqual(['A\r\neth0']);
     expect(await tabbyVeths(node.name)).toEqual([a.interfaces[0].name]);
   });
@@ -98,7 +103,10 @@ describe('GC (check 15)', () => {
 
   it('at 1.0.0 is code 1', async () => {
     const node = await TestNode.create(sb);
-    expectCniError(await node.global('GC', { ...node.conf({ cniVersion: '1.0.0' }), 'cni.dev/valid-attachments': [] }), 1);
+    expectCniError(
+      await node.global('GC', { ...node.conf({ cniVersion: '1.0.0' }), 'cni.dev/valid-attachments': [] }),
+      1,
+    );
   });
 });
 
@@ -133,4 +141,3 @@ describe('STATUS (check 15)', () => {
     expectCniError(await node.global('STATUS', node.conf({ cniVersion: '1.0.0' })), 1);
   });
 });
-

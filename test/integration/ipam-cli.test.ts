@@ -9,7 +9,8 @@ import { ip, tabbyVeths, useSandbox } from '../helpers/netns';
 
 const sb = useSandbox();
 
-const cli = (node: TestNode, ...args: string[]): Promise<CniRun> => execPlugin(node.name, [...tabbyArgv(), 'ipam', ...args], {});
+const cli = (node: TestNode, ...args: string[]): Promise<CniRun> =>
+  execPlugin(node.name, [...tabbyArgv(), 'ipam', ...args], {});
 const ipOf = (r: any): string => r.ips[0].address.split('/')[0];
 
 /** A node with two tabby pods (A, B) on tabbynet and one host-local reservation (H) on network "other" (A's address too). */
@@ -17,7 +18,12 @@ async function setup() {
   const node = await TestNode.create(sb);
   const a = expectResult(await node.add(await sb.netns(), 'A'));
   const b = expectResult(await node.add(await sb.netns(), 'B'));
-  const other = ipamOnlyConf({ type: 'host-local', network: 'other', dataDir: node.dataDir, ranges: [[{ subnet: '10.244.1.0/24' }]] });
+  const other = ipamOnlyConf({
+    type: 'host-local',
+    network: 'other',
+    dataDir: node.dataDir,
+    ranges: [[{ subnet: '10.244.1.0/24' }]],
+  });
   const h = expectResult(await ipamRun(node.name, [HOST_LOCAL], 'ADD', 'H', other));
   return { node, a, b, h };
 }
@@ -85,7 +91,13 @@ describe('tabby ipam release', () => {
     // now only network other has it, so no --network is needed; --json for scripts
     const j = await cli(node, 'release', ipOf(h), '--data-dir', node.dataDir, '--json');
     expect(j.code, show(j)).toBe(0);
-    expect(j.json.released).toMatchObject({ network: 'other', ip: ipOf(h), containerId: 'H', ifname: 'eth0', hostVethExists: false });
+    expect(j.json.released).toMatchObject({
+      network: 'other',
+      ip: ipOf(h),
+      containerId: 'H',
+      ifname: 'eth0',
+      hostVethExists: false,
+    });
     expect(reservationMap(path.join(node.dataDir, 'other'))).toEqual({});
 
     const bad = await cli(node, 'release', 'not-an-ip', '--data-dir', node.dataDir);
@@ -107,7 +119,13 @@ describe('tabby ipam check', () => {
     expect(j.code, show(j)).toBe(1);
     expect(j.json.checked).toBe(2);
     expect(j.json.gone).toHaveLength(1);
-    expect(j.json.gone[0]).toMatchObject({ network: 'tabbynet', ip: ipOf(b), containerId: 'B', ifname: 'eth0', hostVeth: b.interfaces[0].name });
+    expect(j.json.gone[0]).toMatchObject({
+      network: 'tabbynet',
+      ip: ipOf(b),
+      containerId: 'B',
+      ifname: 'eth0',
+      hostVeth: b.interfaces[0].name,
+    });
 
     const t = await cli(node, 'check', '--data-dir', node.dataDir, '--network', 'tabbynet');
     expect(t.code, show(t)).toBe(1);

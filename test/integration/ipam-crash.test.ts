@@ -25,7 +25,9 @@ function holdLock(node: string, dir: string) {
     const net = require('node:net');
     const srv = net.createServer((s) => { s.on('error', () => {}); process.stdout.write('waiter\\n'); });
     srv.listen({ path: '\\0' + process.argv[1], exclusive: true }, () => process.stdout.write('held\\n'));`;
-  const child = spawn(IP, ['netns', 'exec', node, process.execPath, '-e', script, lockName(dir).slice(1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(IP, ['netns', 'exec', node, process.execPath, '-e', script, lockName(dir).slice(1)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const said = (word: string) =>
@@ -49,7 +51,11 @@ describe('a lock holder killed with SIGKILL', () => {
     try {
       await holder.said('held');
       // while the lock is held (by a live process), a short lock timeout runs out: code 11
-      expectCniError(await node.add(await sb.netns(), 'early', { env: { TABBY_IPAM_LOCK_TIMEOUT_MS: '300' } }), 11, /cannot lock /);
+      expectCniError(
+        await node.add(await sb.netns(), 'early', { env: { TABBY_IPAM_LOCK_TIMEOUT_MS: '300' } }),
+        11,
+        /cannot lock /,
+      );
       // an ADD with the default (60 s) timeout waits; the holder is killed while it does
       const pod = await sb.netns();
       const waiting = node.add(pod, 'waits');
@@ -102,11 +108,13 @@ describe('tabby killed at random moments of ADD and DEL, many times', () => {
           victims.push(run('DEL', a.pod, a.cid));
         }
       }
-      await Promise.all(victims.map(async (k) => {
-        await delay(randInt(Math.ceil(addMs * 1.5)));
-        if (k.child.exitCode === null && k.child.signalCode === null && k.child.kill('SIGKILL')) kills++;
-        await k.done;
-      }));
+      await Promise.all(
+        victims.map(async (k) => {
+          await delay(randInt(Math.ceil(addMs * 1.5)));
+          if (k.child.exitCode === null && k.child.signalCode === null && k.child.kill('SIGKILL')) kills++;
+          await k.done;
+        }),
+      );
       // right after the kills, an ADD goes through: nothing a dead process held is in the way
       const pod = await newPod();
       const cid = `probe-${round}`;
@@ -116,13 +124,14 @@ describe('tabby killed at random moments of ADD and DEL, many times', () => {
       expect(reservationMap(node.ipamDir)[ip], show(r)).toBe(`${cid}\r\neth0`);
       probes.push({ pod, cid, ip, veth: res.interfaces[0].name });
     }
-    expect(kills).toBeGreaterThan(ROUNDS * PER_ROUND / 3);
+    expect(kills).toBeGreaterThan((ROUNDS * PER_ROUND) / 3);
 
     // the `ip` children of killed processes run to completion on their own: wait for them
     await waitForNoProcessesIn([node.name, ...pods]);
 
     // the kills did leave debris (reservations of dead or un-DEL'd attachments, veths without reservations)
-    const debris = Object.keys(reservationMap(node.ipamDir)).length + (await tabbyVeths(node.name)).length - 2 * probes.length;
+    const debris =
+      Object.keys(reservationMap(node.ipamDir)).length + (await tabbyVeths(node.name)).length - 2 * probes.length;
     expect(debris).toBeGreaterThan(0);
 
     // GC, keeping only the probes: exactly their reservations, veths and host routes remain
@@ -134,7 +143,10 @@ describe('tabby killed at random moments of ADD and DEL, many times', () => {
     const expected = Object.fromEntries(probes.map((p) => [p.ip, `${p.cid}\r\neth0`]));
     expect(reservationMap(node.ipamDir)).toEqual(expected);
     expect((await tabbyVeths(node.name)).sort()).toEqual(probes.map((p) => p.veth).sort());
-    const hostRoutes = (await routes(node.name)).filter((r) => r.dev?.startsWith('tab')).map((r) => r.dst).sort();
+    const hostRoutes = (await routes(node.name))
+      .filter((r) => r.dev?.startsWith('tab'))
+      .map((r) => r.dst)
+      .sort();
     expect(hostRoutes).toEqual(probes.map((p) => p.ip).sort());
     expectSilentSuccess(await node.global('STATUS', node.conf()));
 

@@ -1,7 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { execPlugin, expectCniError, expectResult, expectSilentSuccess, podAddresses, REF_CNI_DIR, show, TestNode } from '../helpers/cni';
+import {
+  execPlugin,
+  expectCniError,
+  expectResult,
+  expectSilentSuccess,
+  podAddresses,
+  REF_CNI_DIR,
+  show,
+  TestNode,
+} from '../helpers/cni';
 import { ip, link, nsPath, tabbyVeths, useSandbox } from '../helpers/netns';
 import { reservationMap, tabbyIpamDir } from '../helpers/ipam';
 
@@ -33,7 +42,13 @@ describe('tabby-ipam under the reference ptp plugin', () => {
     const cniPath = ipamDir();
     const dataDir = sb.tmpdir();
     const conf = ptpConf(node, dataDir);
-    const env = (cmd: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: 'ptp1', CNI_NETNS: nsPath(pod), CNI_IFNAME: 'eth0', CNI_PATH: cniPath });
+    const env = (cmd: string) => ({
+      CNI_COMMAND: cmd,
+      CNI_CONTAINERID: 'ptp1',
+      CNI_NETNS: nsPath(pod),
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: cniPath,
+    });
     const ptp = [path.join(REF_CNI_DIR, 'ptp')];
 
     const res = expectResult(await execPlugin(node.name, ptp, env('ADD'), conf));
@@ -55,7 +70,13 @@ describe('tabby-ipam under the reference ptp plugin', () => {
     const dir = ipamDir();
     const dataDir = sb.tmpdir();
     const conf = ptpConf(node, dataDir);
-    const env = (cmd: string, cid = 'x1') => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: cid, CNI_NETNS: '/var/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: dir });
+    const env = (cmd: string, cid = 'x1') => ({
+      CNI_COMMAND: cmd,
+      CNI_CONTAINERID: cid,
+      CNI_NETNS: '/var/run/netns/none',
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: dir,
+    });
     const bin = [path.join(dir, 'tabby-ipam')];
 
     const res = expectResult(await execPlugin(node.name, bin, env('ADD'), conf));
@@ -72,7 +93,7 @@ describe('tabby-ipam under the reference ptp plugin', () => {
 });
 
 describe('tabby-ipam under the reference bridge plugin', () => {
-  it('ADD gives an address on the bridge\'s subnet, CHECK passes, DEL releases it', async () => {
+  it("ADD gives an address on the bridge's subnet, CHECK passes, DEL releases it", async () => {
     const node = await TestNode.create(sb);
     const pods = [await sb.netns(), await sb.netns()];
     const cniPath = ipamDir();
@@ -85,18 +106,29 @@ describe('tabby-ipam under the reference bridge plugin', () => {
       isGateway: true,
       ipam: { type: 'tabby-ipam', ranges: [[{ subnet: '10.246.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir },
     };
-    const env = (cmd: string, i: number) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: `br${i}`, CNI_NETNS: nsPath(pods[i]), CNI_IFNAME: 'eth0', CNI_PATH: cniPath });
+    const env = (cmd: string, i: number) => ({
+      CNI_COMMAND: cmd,
+      CNI_CONTAINERID: `br${i}`,
+      CNI_NETNS: nsPath(pods[i]),
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: cniPath,
+    });
     const bridge = [path.join(REF_CNI_DIR, 'bridge')];
     const dir = path.join(dataDir, 'brnet');
 
-    const res = await Promise.all(pods.map(async (_, i) => expectResult(await execPlugin(node.name, bridge, env('ADD', i), conf))));
+    const res = await Promise.all(
+      pods.map(async (_, i) => expectResult(await execPlugin(node.name, bridge, env('ADD', i), conf))),
+    );
     expect(res.map((r) => r.ips[0].address).sort()).toEqual(['10.246.0.2/24', '10.246.0.3/24']);
     expect(res[0].ips[0].gateway).toBe('10.246.0.1');
     expect(await podAddresses(pods[0])).toEqual([res[0].ips[0].address]);
     expect(await link(node.name, 'tbr0')).toBeDefined();
-    expect(reservationMap(dir)).toEqual(Object.fromEntries(res.map((r, i) => [r.ips[0].address.split('/')[0], `br${i}\r\neth0`])));
+    expect(reservationMap(dir)).toEqual(
+      Object.fromEntries(res.map((r, i) => [r.ips[0].address.split('/')[0], `br${i}\r\neth0`])),
+    );
 
-    for (let i = 0; i < 2; i++) expectSilentSuccess(await execPlugin(node.name, bridge, env('CHECK', i), { ...conf, prevResult: res[i] }));
+    for (let i = 0; i < 2; i++)
+      expectSilentSuccess(await execPlugin(node.name, bridge, env('CHECK', i), { ...conf, prevResult: res[i] }));
     for (let i = 0; i < 2; i++) expectSilentSuccess(await execPlugin(node.name, bridge, env('DEL', i), conf));
     expect(reservationMap(dir)).toEqual({});
     expect(await link(pods[0], 'eth0')).toBeUndefined();

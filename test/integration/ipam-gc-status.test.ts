@@ -1,7 +1,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CniEnv, CniRun, expectCniError, expectResult, expectSilentSuccess, REF_CNI_DIR, show, tabbyArgv, TestNode } from '../helpers/cni';
+import {
+  CniEnv,
+  CniRun,
+  expectCniError,
+  expectResult,
+  expectSilentSuccess,
+  REF_CNI_DIR,
+  show,
+  tabbyArgv,
+  TestNode,
+} from '../helpers/cni';
 import { reservationMap } from '../helpers/ipam';
 import { IP, link, routes, run, tabbyVeths, useSandbox } from '../helpers/netns';
 
@@ -16,12 +26,33 @@ const sb = useSandbox();
  */
 async function tabbyWithReadOnly(node: TestNode, roDir: string, env: CniEnv, stdin: object): Promise<CniRun> {
   const script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"';
-  const r = await run('/usr/bin/unshare', ['--mount', '--propagation', 'private', '/bin/sh', '-c', script, roDir, IP, 'netns', 'exec', node.name, ...tabbyArgv()], {
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
-    input: JSON.stringify(stdin),
-  });
+  const r = await run(
+    '/usr/bin/unshare',
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      '/bin/sh',
+      '-c',
+      script,
+      roDir,
+      IP,
+      'netns',
+      'exec',
+      node.name,
+      ...tabbyArgv(),
+    ],
+    {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+      input: JSON.stringify(stdin),
+    },
+  );
   let json: any;
-  try { json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { json = undefined; }
+  try {
+    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
   return { ...r, json };
 }
 
@@ -31,7 +62,9 @@ describe('GC', () => {
   it('goes on past errors: with a read-only store it still removes the host side, and reports every failed release', async () => {
     const node = await TestNode.create(sb);
     const pods = { A: await sb.netns(), B: await sb.netns(), C: await sb.netns() };
-    const res = Object.fromEntries(await Promise.all(Object.entries(pods).map(async ([cid, pod]) => [cid, expectResult(await node.add(pod, cid))])));
+    const res = Object.fromEntries(
+      await Promise.all(Object.entries(pods).map(async ([cid, pod]) => [cid, expectResult(await node.add(pod, cid))])),
+    );
     const gcConf = { ...node.conf(), 'cni.dev/valid-attachments': [{ containerID: 'A', ifname: 'eth0' }] };
 
     const r = await tabbyWithReadOnly(node, node.ipamDir, node.env('GC', '', '', ''), gcConf);
@@ -50,13 +83,15 @@ describe('GC', () => {
     expectSilentSuccess(await node.check(pods.A, 'A', { prevResult: res.A }));
   });
 
-  it('matches attachments by container and interface: a container\'s eth1 listed does not keep its eth0', async () => {
+  it("matches attachments by container and interface: a container's eth1 listed does not keep its eth0", async () => {
     const node = await TestNode.create(sb);
     // (two pods for one container ID: tabby's wiring gives each pod one interface on a network)
     const [pod0, pod1] = [await sb.netns(), await sb.netns()];
     const eth0 = expectResult(await node.add(pod0, 'X', { ifname: 'eth0' }));
     const eth1 = expectResult(await node.add(pod1, 'X', { ifname: 'eth1' }));
-    expectSilentSuccess(await node.global('GC', { ...node.conf(), 'cni.dev/attachments': [{ containerID: 'X', ifname: 'eth1' }] }));
+    expectSilentSuccess(
+      await node.global('GC', { ...node.conf(), 'cni.dev/attachments': [{ containerID: 'X', ifname: 'eth1' }] }),
+    );
     expect(reservationMap(node.ipamDir)).toEqual({ [ipOf(eth1)]: 'X\r\neth1' });
     expect(await tabbyVeths(node.name)).toEqual([eth1.interfaces[0].name]);
     expect(await link(pod0, 'eth0')).toBeUndefined();
@@ -70,7 +105,9 @@ describe('GC', () => {
     fs.writeFileSync(path.join(node.ipamDir, '10.244.1.77'), 'half\r\neth0', { mode: 0o600 }); // no veth, no pod
     fs.writeFileSync(path.join(node.ipamDir, '10.244.1.78'), 'legacy', { mode: 0o600 }); // host-local's old format
     fs.writeFileSync(path.join(node.ipamDir, '10.244.1.79'), '', { mode: 0o600 }); // killed between create and write
-    expectSilentSuccess(await node.global('GC', { ...node.conf(), 'cni.dev/valid-attachments': [{ containerID: 'A', ifname: 'eth0' }] }));
+    expectSilentSuccess(
+      await node.global('GC', { ...node.conf(), 'cni.dev/valid-attachments': [{ containerID: 'A', ifname: 'eth0' }] }),
+    );
     expect(reservationMap(node.ipamDir)).toEqual({ [ipOf(a)]: 'A\r\neth0' });
   });
 });
@@ -91,7 +128,11 @@ describe('STATUS', () => {
     expectSilentSuccess(await node.global('STATUS', conf));
     expectResult(await node.add(await sb.netns(), 'c1', { conf }));
     expectResult(await node.add(await sb.netns(), 'c2', { conf }));
-    expectCniError(await node.global('STATUS', conf), 50, /no free address in range set fd00:3::[0-9a-f]*-fd00:3::3 of network tabbynet/);
+    expectCniError(
+      await node.global('STATUS', conf),
+      50,
+      /no free address in range set fd00:3::[0-9a-f]*-fd00:3::3 of network tabbynet/,
+    );
     // and ADD fails accordingly, keeping nothing of the v4 address it could have had
     const before = reservationMap(node.ipamDir);
     const r = await node.add(await sb.netns(), 'c3', { conf });
@@ -104,7 +145,9 @@ describe('GC, STATUS and the rest forwarded to a delegated IPAM plugin', () => {
   /** A fake IPAM plugin that records each call and can be told to fail STATUS or GC. */
   function fakeIpam(): { dir: string; calls: () => string[]; stdinOf: (cmd: string) => any } {
     const dir = sb.tmpdir();
-    fs.writeFileSync(path.join(dir, 'fake-ipam'), `#!/bin/sh
+    fs.writeFileSync(
+      path.join(dir, 'fake-ipam'),
+      `#!/bin/sh
 d=${JSON.stringify(dir)}
 echo "$CNI_COMMAND" >> "$d/calls"
 cat > "$d/stdin.$CNI_COMMAND"
@@ -114,7 +157,9 @@ STATUS) if [ -e "$d/down" ]; then echo '{"cniVersion":"1.1.0","code":50,"msg":"f
 GC) if [ -e "$d/gc-broken" ]; then echo '{"cniVersion":"1.1.0","code":5,"msg":"fake: gc broke"}'; exit 1; fi ;;
 esac
 exit 0
-`, { mode: 0o755 });
+`,
+      { mode: 0o755 },
+    );
     return {
       dir,
       calls: () => fs.readFileSync(path.join(dir, 'calls'), 'utf8').trim().split('\n'),
@@ -122,7 +167,7 @@ exit 0
     };
   }
 
-  it('ADD, CHECK, GC, STATUS and DEL reach the delegate; its errors are tabby\'s, and GC still removes the host side', async () => {
+  it("ADD, CHECK, GC, STATUS and DEL reach the delegate; its errors are tabby's, and GC still removes the host side", async () => {
     const node = await TestNode.create(sb);
     const fake = fakeIpam();
     const conf = node.conf({ ipam: { type: 'fake-ipam' } });

@@ -37,7 +37,7 @@ describe('tabby and the reference host-local on one data directory', () => {
   // 10.7.0.0/29: the gateway is .1, leases are .2 to .6
   const V4 = [[{ subnet: '10.7.0.0/29' }]];
 
-  it('host-local reads tabby\'s reservations, then tabby reads host-local\'s; each DELs the other\'s', async () => {
+  it("host-local reads tabby's reservations, then tabby reads host-local's; each DELs the other's", async () => {
     const { dir, tabby, host } = await setup(V4);
 
     // 1. tabby writes, host-local reads
@@ -54,7 +54,11 @@ describe('tabby and the reference host-local on one data directory', () => {
     // ...and finds the range full: t1's .2 and t3's .4 are in use
     expectFull(await host('ADD', 'h4'));
     expect(reservationMap(dir)).toEqual({
-      '10.7.0.2': 't1\r\neth0', '10.7.0.3': 'h3\r\neth0', '10.7.0.4': 't3\r\neth0', '10.7.0.5': 'h1\r\neth0', '10.7.0.6': 'h2\r\neth0',
+      '10.7.0.2': 't1\r\neth0',
+      '10.7.0.3': 'h3\r\neth0',
+      '10.7.0.4': 't3\r\neth0',
+      '10.7.0.5': 'h1\r\neth0',
+      '10.7.0.6': 'h2\r\neth0',
     });
     // host-local sees tabby's reservation on CHECK, and releases it on DEL
     expectSilentSuccess(await host('CHECK', 't3'));
@@ -84,12 +88,15 @@ describe('tabby and the reference host-local on one data directory', () => {
     expect(reservationMap(dir)).toEqual({ '10.7.0.3': 'h5\r\neth0', '10.7.0.4': 't7\r\neth0' });
   });
 
-  it('dual-stack: both name IPv6 files alike (Go\'s compressed form) and release each other\'s pair', async () => {
+  it("dual-stack: both name IPv6 files alike (Go's compressed form) and release each other's pair", async () => {
     const { dir, tabby, host } = await setup([[{ subnet: '10.8.0.0/24' }], [{ subnet: 'fd00:0:0:5::/120' }]]);
     expect(addrs(await tabby('ADD', 'd1'))).toEqual(['10.8.0.2/24', 'fd00:0:0:5::2/120']);
     expect(addrs(await host('ADD', 'd2'))).toEqual(['10.8.0.3/24', 'fd00:0:0:5::3/120']);
     expect(reservationMap(dir)).toEqual({
-      '10.8.0.2': 'd1\r\neth0', '10.8.0.3': 'd2\r\neth0', 'fd00:0:0:5::2': 'd1\r\neth0', 'fd00:0:0:5::3': 'd2\r\neth0',
+      '10.8.0.2': 'd1\r\neth0',
+      '10.8.0.3': 'd2\r\neth0',
+      'fd00:0:0:5::2': 'd1\r\neth0',
+      'fd00:0:0:5::3': 'd2\r\neth0',
     });
     expect(lastReserved(dir, 1)).toBe('fd00:0:0:5::3');
     expect(addrs(await tabby('ADD', 'd3'))).toEqual(['10.8.0.4/24', 'fd00:0:0:5::4/120']);

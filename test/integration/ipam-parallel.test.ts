@@ -54,29 +54,40 @@ describe('a storm of 500 ADDs and DELs in random order and timing', () => {
       return Array.from({ length: n }, (_, k) => ((k % 2 === 0) === (first === 'ADD') ? 'ADD' : 'DEL'));
     });
 
-    interface Tenure { cid: string; ips: string[]; from: bigint; to?: bigint }
+    interface Tenure {
+      cid: string;
+      ips: string[];
+      from: bigint;
+      to?: bigint;
+    }
     const tenures: Tenure[] = [];
     const failures: string[] = [];
     let ran = 0;
-    await Promise.all(chains.map(async (ops, c) => {
-      const cid = `storm-${c}`;
-      let held: Tenure | undefined;
-      await delay(randInt(400));
-      for (const op of ops) {
-        await delay(randInt(40));
-        if (op === 'DEL' && held) held.to = process.hrtime.bigint(); // no longer the holder from here on
-        const r = await ipamRun(node, bin, op, cid, conf);
-        ran++;
-        if (r.code !== 0 || (op === 'ADD' && !r.json?.ips)) {
-          failures.push(`${op} ${cid}: ${show(r)}`);
-          continue;
+    await Promise.all(
+      chains.map(async (ops, c) => {
+        const cid = `storm-${c}`;
+        let held: Tenure | undefined;
+        await delay(randInt(400));
+        for (const op of ops) {
+          await delay(randInt(40));
+          if (op === 'DEL' && held) held.to = process.hrtime.bigint(); // no longer the holder from here on
+          const r = await ipamRun(node, bin, op, cid, conf);
+          ran++;
+          if (r.code !== 0 || (op === 'ADD' && !r.json?.ips)) {
+            failures.push(`${op} ${cid}: ${show(r)}`);
+            continue;
+          }
+          if (op === 'ADD') {
+            held = {
+              cid,
+              ips: r.json.ips.map((i: { address: string }) => i.address.split('/')[0]),
+              from: process.hrtime.bigint(),
+            };
+            tenures.push(held);
+          } else held = undefined;
         }
-        if (op === 'ADD') {
-          held = { cid, ips: r.json.ips.map((i: { address: string }) => i.address.split('/')[0]), from: process.hrtime.bigint() };
-          tenures.push(held);
-        } else held = undefined;
-      }
-    }));
+      }),
+    );
     expect(failures).toEqual([]);
     expect(ran).toBe(OPS);
 
@@ -96,7 +107,8 @@ describe('a storm of 500 ADDs and DELs in random order and timing', () => {
       const sorted = [...ts].sort((a, b) => (a.from < b.from ? -1 : 1));
       for (let i = 1; i < sorted.length; i++) {
         const prevEnd = sorted[i - 1].to;
-        if (prevEnd === undefined || prevEnd > sorted[i].from) clashes.push(`${ip}: ${sorted[i - 1].cid} and ${sorted[i].cid}`);
+        if (prevEnd === undefined || prevEnd > sorted[i].from)
+          clashes.push(`${ip}: ${sorted[i - 1].cid} and ${sorted[i].cid}`);
       }
     }
     expect(clashes).toEqual([]);

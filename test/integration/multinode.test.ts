@@ -13,8 +13,12 @@ import { tabbyArgv } from '../helpers/cni';
 const failed = (checks: Check[]): string[] => checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
 
 let c: SimCluster;
-beforeAll(async () => { c = await SimCluster.create(tabbyArgv()); });
-afterAll(async () => { await c?.destroy(); });
+beforeAll(async () => {
+  c = await SimCluster.create(tabbyArgv());
+});
+afterAll(async () => {
+  await c?.destroy();
+});
 
 describe.each(['Always', 'CrossSubnet', 'Never'] as Mode[])('VXLAN pool, vxlanMode %s, natOutgoing', (mode) => {
   test('every pod pair: reachability, encapsulation from the tunnel counters, TCP over the full MTU; NAT only to the outside', async () => {
@@ -56,12 +60,20 @@ test('tabby plan explains each route and status names unreachable peers, changin
   const before = await c.tabbyRoutes(a);
   const plan = await c.cli(a, 'plan', '--config', a.conflist);
   expect(plan.code).toBe(0);
-  expect(plan.stdout).toMatch(/10\.244\.2\.0\/24 +via 192\.168\.10\.12 dev eth0 onlink +# node-b .* is in this node's subnet/);
+  expect(plan.stdout).toMatch(
+    /10\.244\.2\.0\/24 +via 192\.168\.10\.12 dev eth0 onlink +# node-b .* is in this node's subnet/,
+  );
   expect(plan.stdout).toMatch(/unreachable: node-c 10\.244\.3\.0\/24: .*no encapsulation/);
   const status = await c.cli(a, 'status', '--config', a.conflist, '--json');
   const s = JSON.parse(status.stdout);
-  expect(s.peers.find((p: { name: string }) => p.name === 'node-c')).toMatchObject({ path: 'unreachable', encapsulated: false });
-  expect(s.peers.find((p: { name: string }) => p.name === 'node-b')).toMatchObject({ path: 'direct', encapsulated: false });
+  expect(s.peers.find((p: { name: string }) => p.name === 'node-c')).toMatchObject({
+    path: 'unreachable',
+    encapsulated: false,
+  });
+  expect(s.peers.find((p: { name: string }) => p.name === 'node-b')).toMatchObject({
+    path: 'direct',
+    encapsulated: false,
+  });
   expect(await c.tabbyRoutes(a)).toEqual(before);
 });
 
@@ -74,7 +86,7 @@ test('a broken cluster file fails ADD with an error naming document, resource an
   expect(err.msg).toMatch(/document 1 \(IPPool pool-a\): spec\.blockSize/);
 });
 
-test('masquerade never gives a pod\'s UDP the VXLAN port 4789 as its source port', async () => {
+test("masquerade never gives a pod's UDP the VXLAN port 4789 as its source port", async () => {
   c.writeClusterFile(clusterYaml(vxlanPool('CrossSubnet')));
   const pod = await c.addPod('node-a', 'udp4789');
   try {
@@ -88,16 +100,21 @@ test('masquerade never gives a pod\'s UDP the VXLAN port 4789 as its source port
 });
 
 test('a node whose record has no address autodetects it (default route), and ADD reconciles only when something changed', async () => {
-  c.writeClusterFile(clusterYaml(vxlanPool('Always')).replace('spec: {bgp: {ipv4Address: 192.168.10.11/24}}', 'spec: {}'));
+  c.writeClusterFile(
+    clusterYaml(vxlanPool('Always')).replace('spec: {bgp: {ipv4Address: 192.168.10.11/24}}', 'spec: {}'),
+  );
   const a = c.node('node-a');
   const status = JSON.parse((await c.cli(a, 'status', '--config', a.conflist, '--json')).stdout);
   expect(status.node).toMatchObject({ name: 'node-a', address: '192.168.10.11/24', parent: 'eth0' });
-  const log = () => fs.readFileSync(path.join(c.dir, 'node-a.log'), 'utf8').split('overlay brought up to date').length - 1;
+  const log = () =>
+    fs.readFileSync(path.join(c.dir, 'node-a.log'), 'utf8').split('overlay brought up to date').length - 1;
   const p1 = await c.addPod('node-a', 'auto-1');
   const after1 = log();
   const p2 = await c.addPod('node-a', 'auto-2');
   expect(log()).toBe(after1); // nothing changed: the second ADD did no overlay work
-  c.writeClusterFile(clusterYaml(vxlanPool('CrossSubnet')).replace('spec: {bgp: {ipv4Address: 192.168.10.11/24}}', 'spec: {}'));
+  c.writeClusterFile(
+    clusterYaml(vxlanPool('CrossSubnet')).replace('spec: {bgp: {ipv4Address: 192.168.10.11/24}}', 'spec: {}'),
+  );
   const p3 = await c.addPod('node-a', 'auto-3');
   expect(log()).toBe(after1 + 1); // the file changed: this ADD applied it
   expect(await c.reachable(p1.ns, p3.ip)).toBe(true);
@@ -106,8 +123,12 @@ test('a node whose record has no address autodetects it (default route), and ADD
 
 describe('iptables backend', () => {
   let ci: SimCluster;
-  beforeAll(async () => { ci = await SimCluster.create(tabbyArgv(), undefined, 'iptables'); });
-  afterAll(async () => { await ci?.destroy(); });
+  beforeAll(async () => {
+    ci = await SimCluster.create(tabbyArgv(), undefined, 'iptables');
+  });
+  afterAll(async () => {
+    await ci?.destroy();
+  });
   test('natOutgoing through iptables when so configured', async () => {
     const checks = await poolModeScenario(ci, 'vxlan', 'CrossSubnet');
     expect(failed(checks)).toEqual([]);

@@ -9,7 +9,11 @@ const sb = useSandbox();
 describe('VERSION (check 1)', () => {
   const cases: [string, Record<string, string>, string][] = [
     ['stdin {"cniVersion":"1.1.0"}', {}, '{"cniVersion":"1.1.0"}'],
-    ['libcni probe env (dummy NETNS/IFNAME/PATH)', { CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: 'dummy' }, '{"cniVersion":"1.1.0"}'],
+    [
+      'libcni probe env (dummy NETNS/IFNAME/PATH)',
+      { CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: 'dummy' },
+      '{"cniVersion":"1.1.0"}',
+    ],
     ['empty stdin', {}, ''],
     ['an old config version on stdin', {}, '{"cniVersion":"0.3.1"}'],
   ];
@@ -73,15 +77,18 @@ describe('bad requests', () => {
     expectCniError(await node.add(pod, '-bad id'), 4, /CNI_CONTAINERID/);
   });
 
-  it.each(['abcdefghijklmnop', 'a/b', 'a b', '..'])('CNI_IFNAME=%j is code 4 and creates nothing (check 5)', async (ifname) => {
-    const node = await TestNode.create(sb);
-    const pod = await sb.netns();
-    const r = await node.add(pod, 'c1', { ifname });
-    expectCniError(r, 4, /CNI_IFNAME/);
-    expect(await tabbyVeths(node.name)).toEqual([]);
-    expect((await links(pod)).map((l) => l.ifname)).toEqual(['lo']);
-    expect(node.reservations()).toEqual([]);
-  });
+  it.each(['abcdefghijklmnop', 'a/b', 'a b', '..'])(
+    'CNI_IFNAME=%j is code 4 and creates nothing (check 5)',
+    async (ifname) => {
+      const node = await TestNode.create(sb);
+      const pod = await sb.netns();
+      const r = await node.add(pod, 'c1', { ifname });
+      expectCniError(r, 4, /CNI_IFNAME/);
+      expect(await tabbyVeths(node.name)).toEqual([]);
+      expect((await links(pod)).map((l) => l.ifname)).toEqual(['lo']);
+      expect(node.reservations()).toEqual([]);
+    },
+  );
 
   it('a missing netns is an error and leaves no reservation', async () => {
     const node = await TestNode.create(sb);
@@ -94,7 +101,11 @@ describe('bad requests', () => {
   it('an invalid config field is code 7 naming it', async () => {
     const node = await TestNode.create(sb);
     const pod = await sb.netns();
-    expectCniError(await node.add(pod, 'c1', { conf: node.conf({ ipam: { ranges: [[{ subnet: '10.244.1.0/33' }]] } }) }), 7, /subnet/);
+    expectCniError(
+      await node.add(pod, 'c1', { conf: node.conf({ ipam: { ranges: [[{ subnet: '10.244.1.0/33' }]] } }) }),
+      7,
+      /subnet/,
+    );
     expectCniError(await node.add(pod, 'c1', { conf: node.conf({ mtu: 20 }) }), 7, /mtu/);
     const noIpam = node.conf();
     delete noIpam.ipam;

@@ -15,11 +15,17 @@ const S_IFCHR = 0o020000;
 const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 const pad4 = (n: number): Buffer => Buffer.alloc((4 - (n % 4)) % 4);
 
-function record(ino: number, mode: number, name: string, data: Buffer, nlink: number, rdev: [number, number] = [0, 0]): Buffer[] {
+function record(
+  ino: number,
+  mode: number,
+  name: string,
+  data: Buffer,
+  nlink: number,
+  rdev: [number, number] = [0, 0],
+): Buffer[] {
   const nameBuf = Buffer.from(`${name}\0`);
   const header = Buffer.from(
-    '070701' +
-      [ino, mode, 0, 0, nlink, 0, data.length, 0, 0, rdev[0], rdev[1], nameBuf.length, 0].map(hex8).join(''),
+    '070701' + [ino, mode, 0, 0, nlink, 0, data.length, 0, 0, rdev[0], rdev[1], nameBuf.length, 0].map(hex8).join(''),
     'ascii',
   );
   return [header, nameBuf, pad4(header.length + nameBuf.length), data, pad4(data.length)];

@@ -30,8 +30,16 @@ const GUEST_DIR = path.join(REPO, 'test/qemu/guest');
 
 /** Loaded by the guest's init, in this order, to reach the 9p root. */
 export const INITRAMFS_MODULES = [
-  'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci',
-  'netfs', 'fscache', '9pnet', '9pnet_virtio', '9p',
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  'netfs',
+  'fscache',
+  '9pnet',
+  '9pnet_virtio',
+  '9p',
 ];
 
 export const QEMU = 'qemu-system-x86_64';
@@ -80,7 +88,10 @@ export function findKernel(): GuestKernel {
   const wanted = process.env.TABBY_QEMU_KERNEL;
   let versions: string[];
   try {
-    versions = fs.readdirSync('/boot').filter((f) => f.startsWith('vmlinuz-')).map((f) => f.slice('vmlinuz-'.length));
+    versions = fs
+      .readdirSync('/boot')
+      .filter((f) => f.startsWith('vmlinuz-'))
+      .map((f) => f.slice('vmlinuz-'.length));
   } catch {
     versions = [];
   }
@@ -117,7 +128,10 @@ export function buildInitramfs(kernel: GuestKernel, file: string): void {
     throw new Error(`${BUSYBOX} is dynamically linked; the initramfs needs busybox-static (test/setup.sh installs it)`);
   }
   const mods = modulePaths(kernel);
-  const entries: CpioEntry[] = ['bin', 'dev', 'proc', 'sys', 'newroot', 'modules'].map((d) => ({ kind: 'dir' as const, path: d }));
+  const entries: CpioEntry[] = ['bin', 'dev', 'proc', 'sys', 'newroot', 'modules'].map((d) => ({
+    kind: 'dir' as const,
+    path: d,
+  }));
   entries.push({ kind: 'char', path: 'dev/console', major: 5, minor: 1 });
   entries.push({ kind: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 });
   entries.push({ kind: 'file', path: 'init', data: fs.readFileSync(path.join(GUEST_DIR, 'init')), mode: 0o755 });
@@ -257,7 +271,8 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
 
   for (const s of scenarios) {
     if (!/^[a-z0-9][a-z0-9_-]*$/.test(s)) return fail(`bad scenario name ${JSON.stringify(s)}`);
-    if (!fs.existsSync(path.join(SCENARIO_DIR, `${s}.sh`))) return fail(`no scenario ${s}: ${SCENARIO_DIR}/${s}.sh does not exist`);
+    if (!fs.existsSync(path.join(SCENARIO_DIR, `${s}.sh`)))
+      return fail(`no scenario ${s}: ${SCENARIO_DIR}/${s}.sh does not exist`);
   }
   if (!scenarios.length) return fail('no scenarios given');
   if (new Set(scenarios).size !== scenarios.length) return fail(`a scenario is named twice in ${scenarios.join(' ')}`);
@@ -292,55 +307,78 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
 
   const qemu = opts.qemu ?? QEMU;
   const args = [
-    '-machine', 'q35', '-cpu', 'max', '-m', String(opts.memoryMb ?? 1024), '-smp', String(opts.smp ?? 2),
-    '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', kernel.vmlinuz, '-initrd', initrd,
-    '-append', `console=ttyS0 quiet panic=-1 ${opts.kernelArgs ?? ''}`.trim(),
-    '-virtfs', 'local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
+    '-machine',
+    'q35',
+    '-cpu',
+    'max',
+    '-m',
+    String(opts.memoryMb ?? 1024),
+    '-smp',
+    String(opts.smp ?? 2),
+    '-nodefaults',
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    kernel.vmlinuz,
+    '-initrd',
+    initrd,
+    '-append',
+    `console=ttyS0 quiet panic=-1 ${opts.kernelArgs ?? ''}`.trim(),
+    '-virtfs',
+    'local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
     // the repository again, for clones under a directory the guest covers with tmpfs (/tmp, /run)
-    '-virtfs', `local,path=${REPO},mount_tag=repo,security_model=none,readonly=on,multidevs=remap`,
+    '-virtfs',
+    `local,path=${REPO},mount_tag=repo,security_model=none,readonly=on,multidevs=remap`,
     ...(opts.extraQemuArgs ?? []),
   ];
 
-  const outcome = await new Promise<{ error?: Error; code: number | null; signal: string | null; stderr: string; pid?: number }>(
-    (resolve) => {
-      const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      let partial = '';
-      const killer = (): void => {
-        child.kill('SIGKILL');
-      };
-      process.once('exit', killer);
-      const timer = setTimeout(() => {
-        base.timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.stdout.on('data', (b: Buffer) => {
-        const text = b.toString();
-        base.console += text;
-        partial += text;
-        const lines = partial.split(/\r?\n/);
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          if (base.bootMs === undefined && line.startsWith('TABBY-BOOTED ')) base.bootMs = Date.now() - started;
-          opts.onConsoleLine?.(line);
-        }
-      });
-      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      child.on('error', (error) => {
-        clearTimeout(timer);
-        process.removeListener('exit', killer);
-        resolve({ error, code: null, signal: null, stderr });
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        process.removeListener('exit', killer);
-        resolve({ code, signal, stderr, pid: child.pid });
-      });
-      base.qemuPid = child.pid;
-    },
-  );
+  const outcome = await new Promise<{
+    error?: Error;
+    code: number | null;
+    signal: string | null;
+    stderr: string;
+    pid?: number;
+  }>((resolve) => {
+    const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let partial = '';
+    const killer = (): void => {
+      child.kill('SIGKILL');
+    };
+    process.once('exit', killer);
+    const timer = setTimeout(() => {
+      base.timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout.on('data', (b: Buffer) => {
+      const text = b.toString();
+      base.console += text;
+      partial += text;
+      const lines = partial.split(/\r?\n/);
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (base.bootMs === undefined && line.startsWith('TABBY-BOOTED ')) base.bootMs = Date.now() - started;
+        opts.onConsoleLine?.(line);
+      }
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      process.removeListener('exit', killer);
+      resolve({ error, code: null, signal: null, stderr });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      process.removeListener('exit', killer);
+      resolve({ code, signal, stderr, pid: child.pid });
+    });
+    base.qemuPid = child.pid;
+  });
   base.wallMs = Date.now() - started;
   base.qemuExit = { code: outcome.code, signal: outcome.signal };
 
@@ -351,7 +389,9 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
     let log = '';
     try {
       log = fs.readFileSync(path.join(job, `${name}.log`), 'utf8');
-    } catch { /* never started */ }
+    } catch {
+      /* never started */
+    }
     return {
       name,
       rc: ends.get(name)?.rc,
@@ -370,7 +410,9 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
   if (booted) {
     try {
       base.guestUptimeMs = JSON.parse(booted[1]).uptime_ms;
-    } catch { /* informative only */ }
+    } catch {
+      /* informative only */
+    }
   }
 
   const fatal = /^TABBY-FATAL (.*)$/m.exec(base.console);
@@ -386,7 +428,8 @@ export async function runScenarios(scenarios: readonly string[], opts: RunOption
     base.failure = `guest init failed: ${fatal[1]}${consoleTail}`;
   } else if (!/^TABBY-DONE\s*$/m.test(base.console)) {
     const how = outcome.signal ? `killed by ${outcome.signal}` : `exit ${outcome.code}`;
-    const why = base.bootMs === undefined && base.console === '' ? 'qemu cannot start' : 'guest stopped before finishing';
+    const why =
+      base.bootMs === undefined && base.console === '' ? 'qemu cannot start' : 'guest stopped before finishing';
     base.failure = `${why}: ${qemu} ${how}${outcome.stderr.trim() ? `: ${outcome.stderr.trim()}` : ''}${consoleTail}`;
   } else if (outcome.code !== 0) {
     base.failure = `qemu exit ${outcome.code ?? outcome.signal} after the guest finished: ${outcome.stderr.trim()}`;

@@ -11,8 +11,13 @@ import { DEFAULT_TIMEOUT_MS, GuestRun, runScenarios, scenarioProblems } from './
  * natOutgoing, node removal) and encap-switch (VXLAN -> IPIP -> VXLAN with `tabby reconcile`, measuring the
  * disruption, printed below).
  */
-const SCENARIOS = process.env.TABBY_QEMU_SCENARIOS?.split(/[\s,]+/).filter(Boolean) ??
-  ['smoke', 'veth-ping', 'vxlan-control', 'ipip-pools', 'encap-switch'];
+const SCENARIOS = process.env.TABBY_QEMU_SCENARIOS?.split(/[\s,]+/).filter(Boolean) ?? [
+  'smoke',
+  'veth-ping',
+  'vxlan-control',
+  'ipip-pools',
+  'encap-switch',
+];
 /** Fails on purpose, in the same boot: proves that failures come back as failures. */
 const SELFTEST = 'selftest-failing';
 const TIMEOUT_MS = Number(process.env.TABBY_QEMU_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS;
@@ -30,11 +35,13 @@ beforeAll(async () => {
   const lines = [
     `qemu: kernel ${run.kernel ?? '?'}, boot ${secs(run.bootMs)} (guest uptime ${secs(run.guestUptimeMs)}), whole run ${secs(run.wallMs)}`,
     ...run.scenarios.map(
-      (s) => `  ${s.name}${s.name === SELFTEST ? ' (fails on purpose)' : ''}: ${secs(s.ms)}, exit ${s.rc ?? '-'}, ${s.assertions.filter((a) => a.ok).length}/${s.assertions.length} ok` +
+      (s) =>
+        `  ${s.name}${s.name === SELFTEST ? ' (fails on purpose)' : ''}: ${secs(s.ms)}, exit ${s.rc ?? '-'}, ${s.assertions.filter((a) => a.ok).length}/${s.assertions.length} ok` +
         s.assertions.map((a) => `\n    ${a.ok ? 'ok  ' : 'FAIL'} ${a.name} (${secs(a.ms)})`).join(''),
     ),
   ];
-  for (const a of run.scenarios.flatMap((s) => s.assertions).filter((x) => /: disruption$/.test(x.name))) lines.push(`  ${a.name}: ${a.detail}`);
+  for (const a of run.scenarios.flatMap((s) => s.assertions).filter((x) => /: disruption$/.test(x.name)))
+    lines.push(`  ${a.name}: ${a.detail}`);
   if (run.keptDir) lines.push(`  guest logs kept in ${run.keptDir}/job`);
   console.log(lines.join('\n'));
 }, TIMEOUT_MS + 60_000);
@@ -89,7 +96,7 @@ describe('the harness', () => {
     expect(r.failure).toMatch(/^qemu cannot start: .*ENOENT.*qemu-system-x86/);
   });
 
-  it('fails with qemu\'s own message when qemu refuses to start', async () => {
+  it("fails with qemu's own message when qemu refuses to start", async () => {
     const r = await runScenarios(['smoke'], { extraQemuArgs: ['-no-such-option'], keep: false });
     expect(r.failure).toMatch(/^qemu cannot start: .*exit 1: .*no-such-option/s);
   });

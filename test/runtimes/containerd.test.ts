@@ -44,7 +44,8 @@ let restoreForward: (() => void) | undefined;
 let loAddress = false;
 let nodeServer: net.Server | undefined;
 
-const ctr = (args: string[], timeoutMs = 60_000): Promise<RunResult> => run('/usr/bin/ctr', ['-a', sock, '-n', NS, ...args], { timeoutMs });
+const ctr = (args: string[], timeoutMs = 60_000): Promise<RunResult> =>
+  run('/usr/bin/ctr', ['-a', sock, '-n', NS, ...args], { timeoutMs });
 
 async function stopContainerd(): Promise<void> {
   if (!containerd || containerd.exitCode !== null) return;
@@ -101,9 +102,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   const log = fs.openSync(path.join(work, 'containerd.log'), 'w');
   containerd = spawn('/usr/bin/containerd', ['--config', config], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
-  await waitFor(async () => (await ctr(['version'])).code === 0, 20_000, `containerd to answer on ${sock}`).catch((e) => {
-    throw new Error(`${(e as Error).message}\ncontainerd log:\n${fs.readFileSync(path.join(work, 'containerd.log'), 'utf8').slice(-3000)}`);
-  });
+  await waitFor(async () => (await ctr(['version'])).code === 0, 20_000, `containerd to answer on ${sock}`).catch(
+    (e) => {
+      throw new Error(
+        `${(e as Error).message}\ncontainerd log:\n${fs.readFileSync(path.join(work, 'containerd.log'), 'utf8').slice(-3000)}`,
+      );
+    },
+  );
 
   const imp = await ctr(['image', 'import', busyboxOciArchive(work, IMAGE)]);
   expect(imp.code, shown(imp)).toBe(0);
@@ -122,14 +127,22 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
           type: 'tabby',
           mtu: 1400,
           logFile: path.join(work, 'tabby.log'),
-          ipam: { type: 'tabby-ipam', ranges: [[{ subnet: `${SUBNET_PREFIX}0/24` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: path.join(work, 'ipam') },
+          ipam: {
+            type: 'tabby-ipam',
+            ranges: [[{ subnet: `${SUBNET_PREFIX}0/24` }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: path.join(work, 'ipam'),
+          },
         },
       ],
     }),
   );
   const inst = await tabbyInstall(['--from', makeRecorder(work), '--conflist', conflist]);
   expect(inst.code, shown(inst)).toBe(0);
-  const first = fs.readdirSync('/etc/cni/net.d').filter((f) => /\.(conf|conflist|json)$/.test(f)).sort()[0];
+  const first = fs
+    .readdirSync('/etc/cni/net.d')
+    .filter((f) => /\.(conf|conflist|json)$/.test(f))
+    .sort()[0];
   if (first !== '10-tabby.conflist') {
     throw new Error(`/etc/cni/net.d/${first} sorts before 10-tabby.conflist, so ctr would not use tabby's`);
   }
@@ -152,7 +165,8 @@ afterAll(async () => {
     }
   }
   await stopContainerd();
-  if (loAddress) await ip(undefined, ['address', 'del', `${NODE_ADDR}/32`, 'dev', 'lo']).catch((e) => problems.push(String(e)));
+  if (loAddress)
+    await ip(undefined, ['address', 'del', `${NODE_ADDR}/32`, 'dev', 'lo']).catch((e) => problems.push(String(e)));
   restoreForward?.();
   try {
     restoreAll(preserved);
@@ -176,15 +190,32 @@ afterAll(async () => {
 function reservedIp(id: string): string | undefined {
   const dir = path.join(work, 'ipam', NETWORK);
   if (!fs.existsSync(dir)) return undefined;
-  return fs.readdirSync(dir).find((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f) && fs.readFileSync(path.join(dir, f), 'utf8').startsWith(`${NS}-${id}\r\n`));
+  return fs
+    .readdirSync(dir)
+    .find(
+      (f) => /^\d+\.\d+\.\d+\.\d+$/.test(f) && fs.readFileSync(path.join(dir, f), 'utf8').startsWith(`${NS}-${id}\r\n`),
+    );
 }
 
-const byCommand = (calls: Call[], cmd: string, cid: string): Call[] => calls.filter((c) => c.env.CNI_COMMAND === cmd && c.env.CNI_CONTAINERID === cid);
+const byCommand = (calls: Call[], cmd: string, cid: string): Call[] =>
+  calls.filter((c) => c.env.CNI_COMMAND === cmd && c.env.CNI_CONTAINERID === cid);
 
 describe('containerd: ctr run --cni', () => {
   it('a container gets a tabby address, reaches a second container and the node; DEL with an empty CNI_NETNS cleans up', async () => {
     // A: prints its address, then serves one TCP connection and exits.
-    const a = ctr(['run', '--rm', '--cni', IMAGE, 'tbr-a', 'sh', '-c', 'ip -o -4 addr show dev eth0; echo hello-from-a | timeout 60 nc -l -p 7000'], 90_000);
+    const a = ctr(
+      [
+        'run',
+        '--rm',
+        '--cni',
+        IMAGE,
+        'tbr-a',
+        'sh',
+        '-c',
+        'ip -o -4 addr show dev eth0; echo hello-from-a | timeout 60 nc -l -p 7000',
+      ],
+      90_000,
+    );
     let aIp: string | undefined;
     await waitFor(() => (aIp = reservedIp('tbr-a')) !== undefined, 30_000, 'container tbr-a to get an address');
     expect(aIp!.startsWith(SUBNET_PREFIX)).toBe(true);
@@ -232,7 +263,9 @@ describe('containerd: ctr run --cni', () => {
     expect(reservedIp('tbr-a')).toBeUndefined();
     expect(reservedIp('tbr-b')).toBeUndefined();
     const results = '/var/lib/cni/results';
-    expect(fs.existsSync(results) ? fs.readdirSync(results).filter((f) => f.startsWith(`${NETWORK}-`)) : []).toEqual([]);
+    expect(fs.existsSync(results) ? fs.readdirSync(results).filter((f) => f.startsWith(`${NETWORK}-`)) : []).toEqual(
+      [],
+    );
     expect((await ctr(['container', 'ls', '-q'])).stdout.trim()).toBe('');
   });
 });

@@ -49,7 +49,10 @@ const CLIENT_SRC = path.join(REPO, 'test/runtimes/libcni-client');
 
 /** Builds test/runtimes/libcni-client offline against Debian's libcni into `dir`. */
 export async function buildLibcniClient(dir: string): Promise<string> {
-  requireTools({ '/usr/bin/go': 'golang-go', '/usr/share/gocode/src/github.com/containernetworking/cni/libcni/api.go': 'golang-github-appc-cni-dev' });
+  requireTools({
+    '/usr/bin/go': 'golang-go',
+    '/usr/share/gocode/src/github.com/containernetworking/cni/libcni/api.go': 'golang-github-appc-cni-dev',
+  });
   const out = path.join(dir, 'libcni-client');
   const r = await run('/usr/bin/go', ['build', '-o', out, path.join(CLIENT_SRC, 'main.go')], {
     env: {
@@ -117,7 +120,10 @@ export class PreservedDir {
   private readonly backups: string[] = [];
   private restored = false;
 
-  constructor(readonly dir: string, replaced: string[] = []) {
+  constructor(
+    readonly dir: string,
+    replaced: string[] = [],
+  ) {
     let top: string | undefined;
     for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) top = d;
     this.created = top;
@@ -151,7 +157,8 @@ export class PreservedDir {
     const now = listTree(this.dir);
     // Deepest first, so directories are empty by the time they are reached.
     for (const rel of [...now.keys()].sort((a, b) => b.length - a.length)) {
-      if (!this.before.has(rel) && !backupNames.has(rel)) fs.rmSync(path.join(this.dir, rel), { recursive: true, force: true });
+      if (!this.before.has(rel) && !backupNames.has(rel))
+        fs.rmSync(path.join(this.dir, rel), { recursive: true, force: true });
     }
     for (const name of this.backups) {
       const p = path.join(this.dir, name);
@@ -167,7 +174,13 @@ export class PreservedDir {
     for (const [rel, e] of this.before) {
       const n = now.get(rel);
       if (!n) problems.push(`${path.join(this.dir, rel)} is gone`);
-      else if (n.type !== e.type || n.size !== e.size || n.mtimeMs !== e.mtimeMs || n.mode !== e.mode || n.target !== e.target) {
+      else if (
+        n.type !== e.type ||
+        n.size !== e.size ||
+        n.mtimeMs !== e.mtimeMs ||
+        n.mode !== e.mode ||
+        n.target !== e.target
+      ) {
         problems.push(`${path.join(this.dir, rel)} changed`);
       }
     }
@@ -271,7 +284,8 @@ const APPLETS = ['sh', 'ip', 'ping', 'nc', 'sleep', 'cat', 'echo', 'timeout', 'g
 /** A root filesystem with busybox-static and its applets, in `dir/rootfs`. */
 export function busyboxRootfs(dir: string): string {
   const root = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'run']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'run'])
+    fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.copyFileSync(BUSYBOX, path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
   for (const a of APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', a));
@@ -298,7 +312,18 @@ export function busyboxOciArchive(dir: string, ref: string): string {
     return { digest: `sha256:${hex}`, size };
   };
   const layerTar = path.join(dir, 'layer.tar');
-  execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', layerTar, '.']);
+  execFileSync('tar', [
+    '--sort=name',
+    '--mtime=@0',
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    '-C',
+    root,
+    '-cf',
+    layerTar,
+    '.',
+  ]);
   const layer = blob(layerTar);
   const configFile = path.join(dir, 'config.json');
   fs.writeFileSync(

@@ -22,7 +22,10 @@ function setup(): { dir: string; bin: string; conf: string; conflist: string; li
     cniVersion: '1.0.0',
     cniVersions: ['1.0.0', '1.1.0'],
     name: 'k8s-pod-network',
-    plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam', ranges: [[{ subnet: '10.244.0.0/24' }]] } }, { type: 'portmap', capabilities: { portMappings: true } }],
+    plugins: [
+      { type: 'tabby', ipam: { type: 'tabby-ipam', ranges: [[{ subnet: '10.244.0.0/24' }]] } },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
   };
   const conflist = path.join(dir, 'src.conflist');
   fs.writeFileSync(conflist, JSON.stringify(list, null, 2));
@@ -30,7 +33,14 @@ function setup(): { dir: string; bin: string; conf: string; conflist: string; li
   return { dir, bin: path.join(dir, 'node/opt/cni/bin'), conf: path.join(dir, 'node/etc/cni/net.d'), conflist, list };
 }
 
-const flags = (s: ReturnType<typeof setup>): string[] => ['--cni-bin-dir', s.bin, '--cni-conf-dir', s.conf, '--conflist', s.conflist];
+const flags = (s: ReturnType<typeof setup>): string[] => [
+  '--cni-bin-dir',
+  s.bin,
+  '--cni-conf-dir',
+  s.conf,
+  '--conflist',
+  s.conflist,
+];
 const ls = (d: string): string[] => fs.readdirSync(d).sort();
 
 describe('tabby install', () => {
@@ -46,7 +56,10 @@ describe('tabby install', () => {
     expect(fs.readlinkSync(path.join(s.bin, 'tabby-ipam'))).toBe('tabby');
     // Both faces answer as CNI plugins.
     for (const face of ['tabby', 'tabby-ipam']) {
-      const v = await run(path.join(s.bin, face), [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+      const v = await run(path.join(s.bin, face), [], {
+        env: { CNI_COMMAND: 'VERSION' },
+        input: '{"cniVersion":"1.0.0"}',
+      });
       expect(JSON.parse(v.stdout), face).toMatchObject({ cniVersion: '1.0.0' });
     }
     expect(ls(s.conf)).toEqual(['10-tabby.conflist']);
@@ -75,11 +88,15 @@ describe('tabby install', () => {
     expect(ls(s.conf)).toEqual(['05-other.conflist', '10-tabby.conflist']);
   });
 
-  it('refuses to overwrite a conflist that is not tabby\'s unless --force, touching nothing', async () => {
+  it("refuses to overwrite a conflist that is not tabby's unless --force, touching nothing", async () => {
     const s = setup();
     fs.mkdirSync(s.conf, { recursive: true });
     const foreign = path.join(s.conf, '10-tabby.conflist');
-    const theirs = JSON.stringify({ cniVersion: '0.4.0', name: 'podman', plugins: [{ type: 'bridge' }, { type: 'portmap' }] });
+    const theirs = JSON.stringify({
+      cniVersion: '0.4.0',
+      name: 'podman',
+      plugins: [{ type: 'bridge' }, { type: 'portmap' }],
+    });
     fs.writeFileSync(foreign, theirs);
     const r = await tabbyInstall(flags(s));
     expect(r.code, shown(r)).not.toBe(0);
@@ -182,7 +199,11 @@ describe('tabby install', () => {
 
     fs.writeFileSync(s.conflist, JSON.stringify({ ...s.list, name: 'watched' }));
     const written = path.join(s.conf, '10-tabby.conflist');
-    await waitFor(() => JSON.parse(fs.readFileSync(written, 'utf8')).name === 'watched', 10_000, 'the watcher to install the change');
+    await waitFor(
+      () => JSON.parse(fs.readFileSync(written, 'utf8')).name === 'watched',
+      10_000,
+      'the watcher to install the change',
+    );
     const exited = new Promise<number | null>((r) => watcher.once('exit', (code) => r(code)));
     const t0 = Date.now();
     watcher.kill('SIGTERM');
@@ -193,7 +214,10 @@ describe('tabby install', () => {
   it('installs the cluster file beside the conflist', async () => {
     const s = setup();
     const cluster = path.join(s.dir, 'cluster.yaml');
-    fs.writeFileSync(cluster, 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 10.244.0.0/16}\n');
+    fs.writeFileSync(
+      cluster,
+      'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 10.244.0.0/16}\n',
+    );
     const dest = path.join(s.dir, 'node/etc/tabby/cluster.yaml');
     const r = await tabbyInstall([...flags(s), '--cluster-file', cluster, '--cluster-dest', dest]);
     expect(r.code, shown(r)).toBe(0);
@@ -204,7 +228,8 @@ describe('tabby install', () => {
   it('defaults to /opt/cni/bin and /etc/cni/net.d (seen in a private mount namespace)', async () => {
     const s = setup();
     requireTools({ '/usr/bin/unshare': 'util-linux' });
-    if (RUNTIME_TABBY.startsWith('/opt/') || RUNTIME_TABBY.startsWith('/etc/cni/')) throw new Error(`${RUNTIME_TABBY} would be hidden by the test's mounts`);
+    if (RUNTIME_TABBY.startsWith('/opt/') || RUNTIME_TABBY.startsWith('/etc/cni/'))
+      throw new Error(`${RUNTIME_TABBY} would be hidden by the test's mounts`);
     // /etc/cni must exist to be mounted over; it is put back if the test makes it.
     const realBefore = ['/opt/cni/bin/tabby', '/etc/cni/net.d/10-tabby.conflist'].map((f) => fs.existsSync(f));
     const etcCni = new PreservedDir('/etc/cni');
@@ -238,23 +263,58 @@ describe('tabby install', () => {
     await ip(node, ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
     await ip(node, ['address', 'add', '192.168.77.1/24', 'dev', 'eth0']);
     for (const l of ['eth0', 'peer0']) await ip(node, ['link', 'set', l, 'up']);
-    const doc = (name: string, spec: string, kind: string): string => `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
+    const doc = (name: string, spec: string, kind: string): string =>
+      `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
     const pool = doc('pool-a', '{cidr: 10.77.0.0/16, blockSize: 24}', 'IPPool');
-    const nodeA = doc('node-a', '{bgp: {ipv4Address: 192.168.77.1/24}}', 'Node') + '---\n' + doc('node-a-1', '{node: node-a, cidr: 10.77.1.0/24}', 'BlockAffinity');
-    const nodeB = doc('node-b', '{bgp: {ipv4Address: 192.168.77.2/24}}', 'Node') + '---\n' + doc('node-b-2', '{node: node-b, cidr: 10.77.2.0/24}', 'BlockAffinity');
+    const nodeA =
+      doc('node-a', '{bgp: {ipv4Address: 192.168.77.1/24}}', 'Node') +
+      '---\n' +
+      doc('node-a-1', '{node: node-a, cidr: 10.77.1.0/24}', 'BlockAffinity');
+    const nodeB =
+      doc('node-b', '{bgp: {ipv4Address: 192.168.77.2/24}}', 'Node') +
+      '---\n' +
+      doc('node-b-2', '{node: node-b, cidr: 10.77.2.0/24}', 'BlockAffinity');
     const clusterSrc = path.join(s.dir, 'configmap-cluster.yaml');
     fs.writeFileSync(clusterSrc, [pool, nodeA].join('---\n'));
     const clusterDest = path.join(s.dir, 'node/etc/tabby/cluster.yaml');
-    fs.writeFileSync(s.conflist, JSON.stringify({
-      cniVersion: '1.0.0',
-      name: 'k8s-pod-network',
-      plugins: [{ type: 'tabby', cluster: clusterDest, stateDir: path.join(s.dir, 'node/run/tabby'), ipam: { type: 'tabby-ipam' } }],
-    }));
+    fs.writeFileSync(
+      s.conflist,
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'k8s-pod-network',
+        plugins: [
+          {
+            type: 'tabby',
+            cluster: clusterDest,
+            stateDir: path.join(s.dir, 'node/run/tabby'),
+            ipam: { type: 'tabby-ipam' },
+          },
+        ],
+      }),
+    );
     const routes117 = async (): Promise<string[]> =>
-      (await ipJson<{ dst: string; type?: string; gateway?: string }[]>(node, ['route', 'show', 'proto', '117'])).map((r) => `${r.type ?? ''} ${r.dst} ${r.gateway ?? ''}`.trim());
+      (await ipJson<{ dst: string; type?: string; gateway?: string }[]>(node, ['route', 'show', 'proto', '117'])).map(
+        (r) => `${r.type ?? ''} ${r.dst} ${r.gateway ?? ''}`.trim(),
+      );
 
-    const watcher = spawn('/usr/sbin/ip', ['netns', 'exec', node, RUNTIME_TABBY, 'install', ...flags(s), '--skip-binaries',
-      '--cluster-file', clusterSrc, '--cluster-dest', clusterDest, '--node-name', 'node-a', '--watch', '0.2', '--reconcile']);
+    const watcher = spawn('/usr/sbin/ip', [
+      'netns',
+      'exec',
+      node,
+      RUNTIME_TABBY,
+      'install',
+      ...flags(s),
+      '--skip-binaries',
+      '--cluster-file',
+      clusterSrc,
+      '--cluster-dest',
+      clusterDest,
+      '--node-name',
+      'node-a',
+      '--watch',
+      '0.2',
+      '--reconcile',
+    ]);
     let out = '';
     watcher.stdout.on('data', (b) => (out += b));
     watcher.stderr.on('data', (b) => (out += b));

@@ -15,14 +15,28 @@ let client: string;
 let binDir: string;
 
 beforeAll(async () => {
-  requireTools({ '/usr/lib/cni/portmap': 'containernetworking-plugins', '/usr/sbin/iptables': 'iptables', '/usr/bin/socat': 'socat' });
+  requireTools({
+    '/usr/lib/cni/portmap': 'containernetworking-plugins',
+    '/usr/sbin/iptables': 'iptables',
+    '/usr/bin/socat': 'socat',
+  });
   work = tmpdir('tbr-libcni-');
   client = await buildLibcniClient(work);
   // The plugin directory is made by `tabby install`, as on a node.
   binDir = path.join(work, 'bin');
   const conflist = path.join(work, 'seed.conflist');
-  fs.writeFileSync(conflist, JSON.stringify({ cniVersion: '1.0.0', name: 'seed', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] }));
-  const r = await tabbyInstall(['--cni-bin-dir', binDir, '--cni-conf-dir', path.join(work, 'seed.d'), '--conflist', conflist]);
+  fs.writeFileSync(
+    conflist,
+    JSON.stringify({ cniVersion: '1.0.0', name: 'seed', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] }),
+  );
+  const r = await tabbyInstall([
+    '--cni-bin-dir',
+    binDir,
+    '--cni-conf-dir',
+    path.join(work, 'seed.d'),
+    '--conflist',
+    conflist,
+  ]);
   expect(r.code, shown(r)).toBe(0);
 });
 
@@ -82,7 +96,20 @@ class LibcniNode {
     cid: string,
     o: { args?: string; cap?: object; convert?: string[] } = {},
   ): Promise<ClientOut> {
-    const argv = ['-confdir', this.confDir, '-net', net, '-path', `${binDir}:${REF_CNI_DIR}`, '-cache', this.cacheDir, '-netns', pod ? nsPath(pod) : '', '-cid', cid];
+    const argv = [
+      '-confdir',
+      this.confDir,
+      '-net',
+      net,
+      '-path',
+      `${binDir}:${REF_CNI_DIR}`,
+      '-cache',
+      this.cacheDir,
+      '-netns',
+      pod ? nsPath(pod) : '',
+      '-cid',
+      cid,
+    ];
     if (o.args) argv.push('-args', o.args);
     if (o.cap) argv.push('-cap', JSON.stringify(o.cap));
     if (o.convert) argv.push('-convert', o.convert.join(','));
@@ -96,7 +123,13 @@ class LibcniNode {
     return out;
   }
 
-  async ok(cmd: string, net: string, pod: string, cid: string, o: Parameters<LibcniNode['client']>[4] = {}): Promise<ClientOut> {
+  async ok(
+    cmd: string,
+    net: string,
+    pod: string,
+    cid: string,
+    o: Parameters<LibcniNode['client']>[4] = {},
+  ): Promise<ClientOut> {
     const out = await this.client(cmd, net, pod, cid, o);
     expect(out.ok, `${cmd} ${net}/${cid}: ${out.error}`).toBe(true);
     return out;
@@ -175,22 +208,38 @@ describe('chained with the reference plugins', () => {
       portMappings: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp' }],
       bandwidth: { ingressRate: 8_000_000, ingressBurst: 1_000_000, egressRate: 8_000_000, egressBurst: 1_000_000 },
     };
-    const add = await n.ok('add', 'chain', pod, 'c1', { cap, args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web' });
+    const add = await n.ok('add', 'chain', pod, 'c1', {
+      cap,
+      args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web',
+    });
     const hostVeth = hostVethOf(add.result);
     const a = podIp(add.result);
     // bandwidth appended its ifb device to tabby's interfaces; tabby's entries are intact.
     expect(add.result.interfaces.map((i: any) => i.name)).toEqual([hostVeth, 'eth0', expect.stringMatching(/^bwp/)]);
 
     // portmap: node -> NODE_ADDR:18080 is DNATed to the pod's :8080.
-    const listener = nsExec(pod, '/usr/bin/socat', ['-T', '10', 'TCP-LISTEN:8080,reuseaddr', 'SYSTEM:echo tabby-pod'], { timeoutMs: 20_000 });
-    const dial = await nsExec(n.name, '/bin/sh', ['-c', `for i in $(seq 50); do socat -T 2 - TCP:${NODE_ADDR}:18080,connect-timeout=1 </dev/null && exit 0; sleep 0.1; done; exit 1`], { timeoutMs: 20_000 });
+    const listener = nsExec(pod, '/usr/bin/socat', ['-T', '10', 'TCP-LISTEN:8080,reuseaddr', 'SYSTEM:echo tabby-pod'], {
+      timeoutMs: 20_000,
+    });
+    const dial = await nsExec(
+      n.name,
+      '/bin/sh',
+      [
+        '-c',
+        `for i in $(seq 50); do socat -T 2 - TCP:${NODE_ADDR}:18080,connect-timeout=1 </dev/null && exit 0; sleep 0.1; done; exit 1`,
+      ],
+      { timeoutMs: 20_000 },
+    );
     expect(dial.stdout.trim(), shown(dial)).toBe('tabby-pod');
     expect((await listener).code).toBe(0);
     const nat = await nsExec(n.name, '/usr/sbin/iptables-save', ['-t', 'nat']);
     expect(nat.stdout).toContain(`--to-destination ${a}:8080`);
 
     // bandwidth: tbf on tabby's host veth (pod ingress) and on its ifb (pod egress).
-    const qdiscs = JSON.parse((await nsExec(n.name, '/usr/sbin/tc', ['-j', 'qdisc', 'show'])).stdout) as { dev: string; kind: string }[];
+    const qdiscs = JSON.parse((await nsExec(n.name, '/usr/sbin/tc', ['-j', 'qdisc', 'show'])).stdout) as {
+      dev: string;
+      kind: string;
+    }[];
     expect(qdiscs).toEqual(expect.arrayContaining([expect.objectContaining({ dev: hostVeth, kind: 'tbf' })]));
     // tuning: the sysctl, in the pod.
     expect((await nsExec(pod, '/usr/sbin/sysctl', ['-n', 'net.core.somaxconn'])).stdout.trim()).toBe('321');
@@ -212,11 +261,25 @@ describe('chained with the reference plugins', () => {
   it('CHECK passes, then fails once something tabby made is broken; DEL still cleans up', async () => {
     const n = await LibcniNode.create();
     const tuningDir = path.join(n.node.dir, 'tuning');
-    n.writeList('chain', [n.tabby(), { type: 'bandwidth', capabilities: { bandwidth: true } }, n.tuning({ mtu: 1400 })]);
-    const cap = { bandwidth: { ingressRate: 8_000_000, ingressBurst: 1_000_000, egressRate: 8_000_000, egressBurst: 1_000_000 } };
+    n.writeList('chain', [
+      n.tabby(),
+      { type: 'bandwidth', capabilities: { bandwidth: true } },
+      n.tuning({ mtu: 1400 }),
+    ]);
+    const cap = {
+      bandwidth: { ingressRate: 8_000_000, ingressBurst: 1_000_000, egressRate: 8_000_000, egressBurst: 1_000_000 },
+    };
     const breakages: [string, (pod: string, res: any) => Promise<unknown>, RegExp][] = [
-      ['the host route', (_pod, res) => ip(n.name, ['route', 'del', `${podIp(res)}/32`, 'dev', hostVethOf(res)]), /host route .* is missing/],
-      ['the pod address', (pod, res) => ip(pod, ['address', 'del', res.ips[0].address, 'dev', 'eth0']), /address .* is missing/],
+      [
+        'the host route',
+        (_pod, res) => ip(n.name, ['route', 'del', `${podIp(res)}/32`, 'dev', hostVethOf(res)]),
+        /host route .* is missing/,
+      ],
+      [
+        'the pod address',
+        (pod, res) => ip(pod, ['address', 'del', res.ips[0].address, 'dev', 'eth0']),
+        /address .* is missing/,
+      ],
       ['the default route', (pod) => ip(pod, ['route', 'del', 'default']), /route 0\.0\.0\.0\/0 .* is missing/],
       ['the host veth', (_pod, res) => ip(n.name, ['link', 'del', hostVethOf(res)]), /missing/],
     ];
@@ -294,7 +357,9 @@ describe('versions', () => {
   for (const version of ['0.3.0', '0.3.1', '0.4.0', '1.0.0']) {
     it(`a ${version} list chained with tuning: result, cache, CHECK and DEL in ${version}`, async () => {
       const n = await LibcniNode.create();
-      n.writeList('v', [n.tabby(), n.tuning({ sysctl: { 'net.ipv4.conf.eth0.accept_local': '1' } })], { cniVersion: version });
+      n.writeList('v', [n.tabby(), n.tuning({ sysctl: { 'net.ipv4.conf.eth0.accept_local': '1' } })], {
+        cniVersion: version,
+      });
       const pod = await sb.netns();
       const add = await n.ok('add', 'v', pod, 'c1');
       expect(add.result.cniVersion).toBe(version);
@@ -302,7 +367,9 @@ describe('versions', () => {
       if (version === '1.0.0') expect(v).toBeUndefined();
       else expect(v).toBe('4');
       expect(add.result.interfaces[add.result.ips[0].interface]).toMatchObject({ name: 'eth0', sandbox: nsPath(pod) });
-      expect((await nsExec(pod, '/usr/sbin/sysctl', ['-n', 'net.ipv4.conf.eth0.accept_local'])).stdout.trim()).toBe('1');
+      expect((await nsExec(pod, '/usr/sbin/sysctl', ['-n', 'net.ipv4.conf.eth0.accept_local'])).stdout.trim()).toBe(
+        '1',
+      );
       const check = await n.client('check', 'v', pod, 'c1');
       if (version === '0.4.0' || version === '1.0.0') expect(check.ok, check.error).toBe(true);
       else expect(check.error).toMatch(/does not support the CHECK command/);
@@ -319,7 +386,11 @@ describe('versions', () => {
       const add = await n.ok('add', 'old', pod, 'c1');
       expect(add.result).toEqual({
         cniVersion: version,
-        ip4: { ip: `${(await podAddresses(pod))[0]}`, gateway: '169.254.1.1', routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }] },
+        ip4: {
+          ip: `${(await podAddresses(pod))[0]}`,
+          gateway: '169.254.1.1',
+          routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }],
+        },
         dns: {},
       });
       await n.ok('del', 'old', pod, 'c1');

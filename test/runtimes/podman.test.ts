@@ -85,13 +85,29 @@ volume_path = "${work}/volumes"
           type: 'tabby',
           mtu: 1400,
           logFile: path.join(work, 'tabby.log'),
-          ipam: { type: 'tabby-ipam', ranges: [[{ subnet: `${SUBNET_PREFIX}0/24` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: path.join(work, 'ipam') },
+          ipam: {
+            type: 'tabby-ipam',
+            ranges: [[{ subnet: `${SUBNET_PREFIX}0/24` }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: path.join(work, 'ipam'),
+          },
         },
       ],
     }),
   );
   // podman's network directory is the CNI config dir here; the recorder stands in for tabby.
-  const inst = await tabbyInstall(['--from', makeRecorder(work), '--cni-bin-dir', path.join(work, 'bin'), '--cni-conf-dir', netDir, '--conflist', conflist, '--name', `${NETWORK}.conflist`]);
+  const inst = await tabbyInstall([
+    '--from',
+    makeRecorder(work),
+    '--cni-bin-dir',
+    path.join(work, 'bin'),
+    '--cni-conf-dir',
+    netDir,
+    '--conflist',
+    conflist,
+    '--name',
+    `${NETWORK}.conflist`,
+  ]);
   expect(inst.code, shown(inst)).toBe(0);
 });
 
@@ -120,10 +136,16 @@ const reservations = (): string[] => {
   const dir = path.join(work, 'ipam', NETWORK);
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
 };
-const callsFor = (calls: Call[], cmd: string, cid: string): Call[] => calls.filter((c) => c.env.CNI_COMMAND === cmd && c.env.CNI_CONTAINERID === cid);
+const callsFor = (calls: Call[], cmd: string, cid: string): Call[] =>
+  calls.filter((c) => c.env.CNI_COMMAND === cmd && c.env.CNI_CONTAINERID === cid);
 
 async function inspectIp(name: string): Promise<{ id: string; ip: string }> {
-  const r = await podman(['inspect', name, '--format', `{{.Id}} {{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`]);
+  const r = await podman([
+    'inspect',
+    name,
+    '--format',
+    `{{.Id}} {{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`,
+  ]);
   expect(r.code, shown(r)).toBe(0);
   const [id, addr] = r.stdout.trim().split(' ');
   return { id, ip: addr };
@@ -193,7 +215,9 @@ describe('podman with the CNI backend', () => {
     expect(await rootRoutesTo(SUBNET_PREFIX)).toEqual([]);
     expect(reservations()).toEqual([]);
     const results = '/var/lib/cni/results';
-    expect(fs.existsSync(results) ? fs.readdirSync(results).filter((f) => f.startsWith(`${NETWORK}-`)) : []).toEqual([]);
+    expect(fs.existsSync(results) ? fs.readdirSync(results).filter((f) => f.startsWith(`${NETWORK}-`)) : []).toEqual(
+      [],
+    );
     expect((await podman(['ps', '-a', '-q'])).stdout.trim()).toBe('');
   });
 

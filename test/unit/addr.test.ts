@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Addr, contains, formatCidr, formatIP, hasHostBits, lastOf, networkOf, offset, overlaps, parseCidr, parseIP, sizeOf,
-} from '../../ipam/addr';
+  Addr,
+  contains,
+  formatCidr,
+  formatIP,
+  hasHostBits,
+  lastOf,
+  networkOf,
+  offset,
+  overlaps,
+  parseCidr,
+  parseIP,
+  sizeOf,
+} from '../../lib/net/addr';
 
 const cidr = (s: string) => {
   const c = parseCidr(s);
@@ -18,7 +29,7 @@ const ip = (s: string): Addr => {
 function goIPv6String(groups: number[]): string {
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLen && j - i >= 2) [bestStart, bestLen] = [i, j - i];
@@ -41,8 +52,25 @@ describe('parseIP', () => {
   });
 
   it.each([
-    '', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', '1.2.3.04', '0x1.2.3.4', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.-1',
-    '10.0.0.0/8', 'localhost', '1::2::3', 'fe80::1%eth0', '[::1]', '1:2:3:4:5:6:7:8:9', '12345::', 'g::1', ':1::',
+    '',
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.0.0.1',
+    '01.2.3.4',
+    '1.2.3.04',
+    '0x1.2.3.4',
+    '1.2.3.4 ',
+    ' 1.2.3.4',
+    '1.2.3.-1',
+    '10.0.0.0/8',
+    'localhost',
+    '1::2::3',
+    'fe80::1%eth0',
+    '[::1]',
+    '1:2:3:4:5:6:7:8:9',
+    '12345::',
+    'g::1',
+    ':1::',
   ])('rejects %j', (s) => {
     expect(parseIP(s)).toBeUndefined();
   });
@@ -69,12 +97,16 @@ describe('parseIP', () => {
     expect(formatIP(ip('64:ff9b::1.2.3.4'))).toBe('64:ff9b::102:304');
   });
 
-  it.each(['::ffff:01.2.3.4', '::ffff:1.2.3.04', '::ffff:1.2.3', '::ffff:0x1.2.3.4', '1:2:3:4:5:6:7:1.2.3.4', '::1.2.3.4:1'])(
-    'rejects the embedded IPv4 in %j',
-    (s) => {
-      expect(parseIP(s)).toBeUndefined();
-    },
-  );
+  it.each([
+    '::ffff:01.2.3.4',
+    '::ffff:1.2.3.04',
+    '::ffff:1.2.3',
+    '::ffff:0x1.2.3.4',
+    '1:2:3:4:5:6:7:1.2.3.4',
+    '::1.2.3.4:1',
+  ])('rejects the embedded IPv4 in %j', (s) => {
+    expect(parseIP(s)).toBeUndefined();
+  });
 });
 
 describe('formatIP matches Go net.IP.String', () => {
@@ -96,7 +128,7 @@ describe('formatIP matches Go net.IP.String', () => {
     expect(formatIP(ip(input))).toBe(go);
   });
 
-  it('agrees with Go\'s algorithm on every pattern of zero groups', () => {
+  it("agrees with Go's algorithm on every pattern of zero groups", () => {
     for (let mask = 0; mask < 256; mask++) {
       const groups = Array.from({ length: 8 }, (_, i) => ((mask >> i) & 1 ? 0 : 0xa0 + i));
       if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xa5) continue; // ::ffff:… mapped form: not reachable
@@ -113,12 +145,19 @@ describe('parseCidr', () => {
     expect(cidr('fd00::/64').prefix).toBe(64);
   });
 
-  it.each(['10.0.0.0', '10.0.0.0/', '10.0.0.0/33', 'fd00::/129', '10.0.0.0/-1', '10.0.0.0/2a', '10.0.0/8', '10.0.0.0/1234', '/8'])(
-    'rejects %j',
-    (s) => {
-      expect(parseCidr(s)).toBeUndefined();
-    },
-  );
+  it.each([
+    '10.0.0.0',
+    '10.0.0.0/',
+    '10.0.0.0/33',
+    'fd00::/129',
+    '10.0.0.0/-1',
+    '10.0.0.0/2a',
+    '10.0.0/8',
+    '10.0.0.0/1234',
+    '/8',
+  ])('rejects %j', (s) => {
+    expect(parseCidr(s)).toBeUndefined();
+  });
 
   it('accepts /0 and full-length prefixes', () => {
     expect(cidr('0.0.0.0/0').prefix).toBe(0);

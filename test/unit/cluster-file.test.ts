@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClusterFile } from '../../lib/datastore/cluster-file';
 import { Datastore } from '../../lib/datastore/datastore';
-import { formatCidr } from '../../ipam/addr';
+import { formatCidr } from '../../lib/net/addr';
 import { expectCniErrorAsync } from './cni-error';
 
 const YAML = `apiVersion: projectcalico.org/v3
@@ -47,13 +47,20 @@ describe('ClusterFile', () => {
   it('parses the YAML and writes the parsed documents to the cache, keyed by the revision', async () => {
     const ds = new ClusterFile(file, stateDir);
     const r = await ds.load();
-    expect(r.pools.map((p) => [p.name, formatCidr(p.cidr), p.vxlanMode, p.natOutgoing])).toEqual([['pool-a', '10.244.0.0/16', 'CrossSubnet', true]]);
+    expect(r.pools.map((p) => [p.name, formatCidr(p.cidr), p.vxlanMode, p.natOutgoing])).toEqual([
+      ['pool-a', '10.244.0.0/16', 'CrossSubnet', true],
+    ]);
     expect(r.nodes.map((n) => n.name)).toEqual(['node-a']);
     expect(r.affinities.map((a) => formatCidr(a.cidr))).toEqual(['10.244.1.0/24']);
     const c = readCache();
     expect(c.revision).toBe(await ds.revision());
     expect(c.docs.map((d) => d.kind)).toEqual(['IPPool', 'Node', 'BlockAffinity']);
-    expect(c.docs[0].spec).toEqual({ cidr: '10.244.0.0/16', blockSize: 24, vxlanMode: 'CrossSubnet', natOutgoing: true });
+    expect(c.docs[0].spec).toEqual({
+      cidr: '10.244.0.0/16',
+      blockSize: 24,
+      vxlanMode: 'CrossSubnet',
+      natOutgoing: true,
+    });
     expect(fs.readdirSync(stateDir)).toEqual(['cluster.cache.json']); // no temp file left behind
   });
 
@@ -116,10 +123,25 @@ describe('ClusterFile', () => {
 
   it('reads a JSON cluster file (a List kind)', async () => {
     const json = path.join(dir, 'cluster.json');
-    fs.writeFileSync(json, JSON.stringify({
-      apiVersion: 'projectcalico.org/v3', kind: 'IPPoolList',
-      items: [{ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.1.0.0/16', ipipMode: 'Always' } }],
-    }, null, 2));
+    fs.writeFileSync(
+      json,
+      JSON.stringify(
+        {
+          apiVersion: 'projectcalico.org/v3',
+          kind: 'IPPoolList',
+          items: [
+            {
+              apiVersion: 'projectcalico.org/v3',
+              kind: 'IPPool',
+              metadata: { name: 'p' },
+              spec: { cidr: '10.1.0.0/16', ipipMode: 'Always' },
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
     const ds = new ClusterFile(json, stateDir);
     const r = await ds.load();
     expect(r.pools.map((p) => [p.name, p.ipipMode, p.blockSize])).toEqual([['p', 'Always', 26]]);
@@ -135,13 +157,21 @@ describe('ClusterFile', () => {
 
   it('names the file when it is missing', async () => {
     const gone = path.join(dir, 'gone.yaml');
-    await expectCniErrorAsync(new ClusterFile(gone, stateDir).load(), 7, new RegExp(`cluster file ${gone.replace(/[.]/g, '\\.')}:.*ENOENT`));
+    await expectCniErrorAsync(
+      new ClusterFile(gone, stateDir).load(),
+      7,
+      new RegExp(`cluster file ${gone.replace(/[.]/g, '\\.')}:.*ENOENT`),
+    );
     await expectCniErrorAsync(new ClusterFile(gone, stateDir).revision(), 7, /ENOENT/);
   });
 
   it('rejects a bad file and caches nothing', async () => {
     fs.writeFileSync(file, YAML.replace('blockSize: 24', 'blockSize: 12'));
-    await expectCniErrorAsync(new ClusterFile(file, stateDir).load(), 7, /document 1 \(IPPool pool-a\): spec\.blockSize/);
+    await expectCniErrorAsync(
+      new ClusterFile(file, stateDir).load(),
+      7,
+      /document 1 \(IPPool pool-a\): spec\.blockSize/,
+    );
     expect(fs.existsSync(cache)).toBe(false);
   });
 });

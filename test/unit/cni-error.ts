@@ -18,7 +18,10 @@ export function expectCniError(fn: () => unknown, code: number, msg?: RegExp | s
 
 /** The async form of expectCniError. */
 export async function expectCniErrorAsync(p: Promise<unknown>, code: number, msg?: RegExp | string): Promise<CniError> {
-  const caught = await p.then(() => undefined, (e: unknown) => e);
+  const caught = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(caught, 'expected a CniError to be rejected').toBeInstanceOf(CniError);
   const err = caught as CniError;
   expect(err.code).toBe(code);

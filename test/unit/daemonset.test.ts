@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { parseInstallArgs, validateConflist } from '../../cmd/install';
+import { parseInstallArgs, validateConflist } from '../../cmd/cli/install';
 import { parseClusterText } from '../../conf/calico';
 
 // deploy/tabby-daemonset.yaml is consistent with what tabby install and the plugin read: the
@@ -47,7 +47,7 @@ describe('deploy/tabby-daemonset.yaml', () => {
     expect(r.pools.map((p) => p.name)).toEqual(['pool-a']);
   });
 
-  it('runs tabby install from an init container into the node\'s CNI directories', () => {
+  it("runs tabby install from an init container into the node's CNI directories", () => {
     expect(pod.hostNetwork).toBe(true);
     const [init] = pod.initContainers as Container[];
     const { opts } = installOpts(init);
@@ -60,14 +60,24 @@ describe('deploy/tabby-daemonset.yaml', () => {
     expect(opts.nodeName).toBe('node-a');
   });
 
-  it('keeps the files in sync and reconciles, seeing the node\'s paths where the conflist names them', () => {
-    const [sync] = pod.containers as Container[];
-    const { opts, watchSeconds } = installOpts(sync);
-    expect(opts).toMatchObject({ skipBinaries: true, reconcile: true });
-    expect(watchSeconds).toBeGreaterThan(0);
-    expect(hostPath(sync, opts.confDir)).toBe('/etc/cni/net.d');
-    expect(hostPath(sync, opts.clusterDest)).toBe(conf.plugins[0].cluster);
-    // reconcile runs inside the container with the installed conflist: its paths must be the node's.
-    for (const p of [conf.plugins[0].cluster, conf.plugins[0].logFile, '/run/tabby/x']) expect(hostPath(sync, p)).toBe(p);
+  it("runs tabby agent on the installed conflist, seeing the node's paths where the conflist names them", () => {
+    const [agent] = pod.containers as (Container & { readinessProbe: any; livenessProbe: any })[];
+    expect(agent.command.slice(0, 2)).toEqual(['/usr/local/bin/tabby', 'agent']);
+    const flag = (name: string) => agent.command.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+    const init = pod.initContainers[0] as Container;
+    const { opts } = installOpts(init);
+    // the conflist tabby install wrote (with the node's name) is the one the agent reads
+    expect(hostPath(agent, flag('--config')!)).toBe(hostPath(init, path.join(opts.confDir, opts.confName)));
+    // the ConfigMap's cluster file is mirrored to where the plugin on the host reads it
+    expect(agent.volumeMounts.find((m) => m.mountPath === path.dirname(flag('--cluster-source')!))?.name).toBe(
+      'config',
+    );
+    for (const p of [conf.plugins[0].cluster, conf.plugins[0].logFile, '/run/tabby/x'])
+      expect(hostPath(agent, p)).toBe(p);
+    // probes on /healthz, where --metrics-addr serves it
+    const [host, port] = flag('--metrics-addr')!.split(':');
+    for (const probe of [agent.readinessProbe, agent.livenessProbe]) {
+      expect(probe.httpGet).toEqual({ host, port: Number(port), path: '/healthz' });
+    }
   });
 });

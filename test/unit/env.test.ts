@@ -37,7 +37,9 @@ describe('readEnv', () => {
   });
 
   it('GC needs only CNI_PATH; STATUS and VERSION need nothing', () => {
-    expect(readEnv({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin', CNI_CONTAINERID: '', CNI_IFNAME: '' }).command).toBe('GC');
+    expect(readEnv({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin', CNI_CONTAINERID: '', CNI_IFNAME: '' }).command).toBe(
+      'GC',
+    );
     expectCniError(() => readEnv({ CNI_COMMAND: 'GC' }), 4, /\[CNI_PATH\]/);
     expect(readEnv({ CNI_COMMAND: 'STATUS' }).command).toBe('STATUS');
     expect(readEnv({ CNI_COMMAND: 'VERSION', CNI_ARGS: 'garbage' }).command).toBe('VERSION');
@@ -64,10 +66,13 @@ describe('readEnv', () => {
     expect(readEnv({ ...base, CNI_IFNAME: name }).ifname).toBe(name);
   });
 
-  it.each(['x'.repeat(16), 'ééééééééé', '.', '..', 'a/b', 'a:b', 'a b', 'a\tb', 'a\nb'])('rejects ifname %j with code 4', (name) => {
-    expectCniError(() => readEnv({ ...base, CNI_IFNAME: name }), 4, /CNI_IFNAME/);
-    expectCniError(() => readEnv({ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: name }), 4, /CNI_IFNAME/);
-  });
+  it.each(['x'.repeat(16), 'ééééééééé', '.', '..', 'a/b', 'a:b', 'a b', 'a\tb', 'a\nb'])(
+    'rejects ifname %j with code 4',
+    (name) => {
+      expectCniError(() => readEnv({ ...base, CNI_IFNAME: name }), 4, /CNI_IFNAME/);
+      expectCniError(() => readEnv({ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: name }), 4, /CNI_IFNAME/);
+    },
+  );
 });
 
 describe('validateIfname', () => {

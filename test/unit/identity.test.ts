@@ -1,10 +1,18 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BlockAffinity, ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
-import { formatIP, parseCidr, parseIP } from '../../ipam/addr';
+import { formatIP, parseCidr, parseIP } from '../../lib/net/addr';
 import {
-  autodetectAddress, blocksOf, derivedTunnelAddr, HostAddress, ipipTunnelAddr, validAutodetectMethod, vtepMac, vtepMacFor, vxlanTunnelAddr,
+  autodetectAddress,
+  blocksOf,
+  derivedTunnelAddr,
+  HostAddress,
+  ipipTunnelAddr,
+  vtepMac,
+  vtepMacFor,
+  vxlanTunnelAddr,
 } from '../../lib/cluster/identity';
+import { validAutodetectMethod } from '../../conf/autodetect';
 
 /** Calico's derivation, written out independently: 0x66, then the first five bytes of sha1(name). */
 function calicoMac(name: string): string {
@@ -14,16 +22,30 @@ function calicoMac(name: string): string {
 
 const cidr = (s: string) => parseCidr(s)!;
 const pool = (name: string, c: string, extra: Partial<IPPool> = {}): IPPool => ({
-  name, cidr: cidr(c), vxlanMode: 'Never', ipipMode: 'Never', natOutgoing: false, disabled: false, disableBGPExport: false,
-  blockSize: 26, nodeSelector: 'all()', namespaceSelector: '', allowedUses: ['Workload', 'Tunnel'], assignmentMode: 'Automatic', ...extra,
+  name,
+  cidr: cidr(c),
+  vxlanMode: 'Never',
+  ipipMode: 'Never',
+  natOutgoing: false,
+  disabled: false,
+  disableBGPExport: false,
+  blockSize: 26,
+  nodeSelector: 'all()',
+  namespaceSelector: '',
+  allowedUses: ['Workload', 'Tunnel'],
+  assignmentMode: 'Automatic',
+  ...extra,
 });
 const aff = (node: string, c: string): BlockAffinity => ({ name: `${node}-${c}`, node, cidr: cidr(c) });
 const show = (a: ReturnType<typeof derivedTunnelAddr>) => (a ? formatIP(a) : undefined);
 
 describe('vtepMacFor', () => {
-  it.each(['node-a', 'node-b', 'ip-10-0-0-5.ec2.internal', 'k8s-worker-01', 'a', 'ünïcödé-node'])('matches Calico for %s', (name) => {
-    expect(vtepMacFor(name)).toBe(calicoMac(name));
-  });
+  it.each(['node-a', 'node-b', 'ip-10-0-0-5.ec2.internal', 'k8s-worker-01', 'a', 'ünïcödé-node'])(
+    'matches Calico for %s',
+    (name) => {
+      expect(vtepMacFor(name)).toBe(calicoMac(name));
+    },
+  );
 
   it('gives known values', () => {
     // printf node-a | sha1sum = 0702c1cc60ff9e13...
@@ -67,9 +89,10 @@ describe('tunnel addresses', () => {
     ],
   };
 
-  it('orders a node\'s blocks lowest first, and only its own', () => {
-    expect(blocksOf(r, 'n1').map((b) => b.cidr.ip.family === 4 ? `${formatIP(b.cidr.ip)}/${b.cidr.prefix}` : 'v6'))
-      .toEqual(['10.10.1.0/24', '10.20.3.0/24', '10.20.9.0/24', '10.30.5.0/24', '10.30.7.0/24', 'v6']);
+  it("orders a node's blocks lowest first, and only its own", () => {
+    expect(
+      blocksOf(r, 'n1').map((b) => (b.cidr.ip.family === 4 ? `${formatIP(b.cidr.ip)}/${b.cidr.prefix}` : 'v6')),
+    ).toEqual(['10.10.1.0/24', '10.20.3.0/24', '10.20.9.0/24', '10.30.5.0/24', '10.30.7.0/24', 'v6']);
     expect(blocksOf(r, 'n2')).toHaveLength(1);
     expect(blocksOf(r, 'nobody')).toEqual([]);
   });
@@ -89,12 +112,20 @@ describe('tunnel addresses', () => {
   });
 
   it('works for small blocks too', () => {
-    const small: ClusterResources = { pools: [pool('p', '10.40.0.0/16', { vxlanMode: 'Always' })], nodes: [], affinities: [aff('n', '10.40.0.192/26'), aff('n', '10.40.1.0/26')] };
+    const small: ClusterResources = {
+      pools: [pool('p', '10.40.0.0/16', { vxlanMode: 'Always' })],
+      nodes: [],
+      affinities: [aff('n', '10.40.0.192/26'), aff('n', '10.40.1.0/26')],
+    };
     expect(show(derivedTunnelAddr(small, 'n', 'vxlan'))).toBe('10.40.0.193');
   });
 
-  it('prefers the Node record\'s addresses', () => {
-    const n1: NodeRecord = { name: 'n1', ipv4VXLANTunnelAddr: parseIP('10.20.9.77')!, ipv4IPIPTunnelAddr: parseIP('10.30.7.77')! };
+  it("prefers the Node record's addresses", () => {
+    const n1: NodeRecord = {
+      name: 'n1',
+      ipv4VXLANTunnelAddr: parseIP('10.20.9.77')!,
+      ipv4IPIPTunnelAddr: parseIP('10.30.7.77')!,
+    };
     expect(show(vxlanTunnelAddr(r, n1))).toBe('10.20.9.77');
     expect(show(ipipTunnelAddr(r, n1))).toBe('10.30.7.77');
     expect(show(vxlanTunnelAddr(r, { name: 'n1' }))).toBe('10.20.3.1');
@@ -114,12 +145,16 @@ describe('autodetectAddress', () => {
   ];
   const noRoute = () => undefined;
   /** `defDev` null: no default route. */
-  const found = (m: string | undefined, defDev: string | null = 'eth0', routeTo: (ip: string) => string | undefined = noRoute) => {
+  const found = (
+    m: string | undefined,
+    defDev: string | null = 'eth0',
+    routeTo: (ip: string) => string | undefined = noRoute,
+  ) => {
     const a = autodetectAddress(m, addrs, defDev ?? undefined, routeTo);
     return a && `${a.ifname} ${formatIP(a.cidr.ip)}/${a.cidr.prefix}`;
   };
 
-  it('first-found (the default) takes the IPv4 address of the default route\'s interface, with its prefix', () => {
+  it("first-found (the default) takes the IPv4 address of the default route's interface, with its prefix", () => {
     expect(found(undefined)).toBe('eth0 192.168.10.11/24');
     expect(found('first-found')).toBe('eth0 192.168.10.11/24');
     expect(found('first-found', 'ens5')).toBe('ens5 10.1.0.5/24');
@@ -127,8 +162,21 @@ describe('autodetectAddress', () => {
 
   it('first-found without a default route takes the first IPv4 address not on a bridge, veth, tunnel or lo (as Calico)', () => {
     expect(found(undefined, null)).toBe('eth0 192.168.10.11/24');
-    const skipped = ['lo', 'docker0', 'cbr0', 'virbr0', 'veth1a2b', 'cali12345', 'tunl0', 'vxlan.calico', 'vxlan.tabby', 'flannel.1', 'cni0', 'kube-ipvs0', 'nodelocaldns']
-      .map((n, i) => ha(n, `10.9.${i}.1/32`));
+    const skipped = [
+      'lo',
+      'docker0',
+      'cbr0',
+      'virbr0',
+      'veth1a2b',
+      'cali12345',
+      'tunl0',
+      'vxlan.calico',
+      'vxlan.tabby',
+      'flannel.1',
+      'cni0',
+      'kube-ipvs0',
+      'nodelocaldns',
+    ].map((n, i) => ha(n, `10.9.${i}.1/32`));
     expect(autodetectAddress(undefined, skipped, undefined, noRoute)).toBeUndefined();
     const a = autodetectAddress('first-found', [...skipped, ha('enp0s3', '192.168.56.10/24')], undefined, noRoute);
     expect(a?.ifname).toBe('enp0s3');
@@ -148,7 +196,10 @@ describe('autodetectAddress', () => {
 
   it('can-reach=IP takes the address of the interface the route to IP leaves by', () => {
     const asked: string[] = [];
-    const routeTo = (ip: string) => { asked.push(ip); return ip === '10.1.0.1' ? 'ens5' : 'eth0'; };
+    const routeTo = (ip: string) => {
+      asked.push(ip);
+      return ip === '10.1.0.1' ? 'ens5' : 'eth0';
+    };
     expect(found('can-reach=10.1.0.1', 'eth0', routeTo)).toBe('ens5 10.1.0.5/24');
     expect(asked).toEqual(['10.1.0.1']);
     expect(found('can-reach=8.8.8.8', 'eth0', routeTo)).toBe('eth0 192.168.10.11/24');
@@ -171,8 +222,16 @@ describe('autodetectAddress', () => {
 });
 
 describe('validAutodetectMethod', () => {
-  it.each(['first-found', 'default-route', 'interface=eth.*', 'interface=eth0|ens5', 'can-reach=8.8.8.8', 'can-reach=fd00::1',
-    'cidrs=10.0.0.0/8', 'cidrs=10.0.0.0/8, 192.168.0.0/16'])('accepts %s', (m) => {
+  it.each([
+    'first-found',
+    'default-route',
+    'interface=eth.*',
+    'interface=eth0|ens5',
+    'can-reach=8.8.8.8',
+    'can-reach=fd00::1',
+    'cidrs=10.0.0.0/8',
+    'cidrs=10.0.0.0/8, 192.168.0.0/16',
+  ])('accepts %s', (m) => {
     expect(validAutodetectMethod(m)).toBeUndefined();
   });
 

@@ -1,17 +1,41 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, parseInstallArgs, selfExecutable, validateConflist } from '../../cmd/install';
-import { UsageError } from '../../cmd/cli';
+import {
+  DEFAULT_BIN_DIR,
+  DEFAULT_CONF_DIR,
+  parseInstallArgs,
+  selfExecutable,
+  validateConflist,
+} from '../../cmd/cli/install';
+import { UsageError } from '../../cmd/cli/main';
 
 describe('tabby install: flags', () => {
   it('defaults to /opt/cni/bin, /etc/cni/net.d and 10-tabby.conflist', () => {
     const { opts, watchSeconds } = parseInstallArgs(['--conflist', '/c']);
-    expect(opts).toMatchObject({ binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d', confName: '10-tabby.conflist', conflist: '/c', force: false, skipBinaries: false, clusterDest: '/etc/tabby/cluster.yaml' });
+    expect(opts).toMatchObject({
+      binDir: '/opt/cni/bin',
+      confDir: '/etc/cni/net.d',
+      confName: '10-tabby.conflist',
+      conflist: '/c',
+      force: false,
+      skipBinaries: false,
+      clusterDest: '/etc/tabby/cluster.yaml',
+    });
     expect([DEFAULT_BIN_DIR, DEFAULT_CONF_DIR]).toEqual(['/opt/cni/bin', '/etc/cni/net.d']);
     expect(watchSeconds).toBeUndefined();
   });
 
   it('takes values as the next argument or after =', () => {
-    const { opts, watchSeconds } = parseInstallArgs(['--conflist=/c', '--cni-bin-dir', '/b', '--cni-conf-dir=/n', '--name', '00-x.conflist', '--force', '--watch', '30']);
+    const { opts, watchSeconds } = parseInstallArgs([
+      '--conflist=/c',
+      '--cni-bin-dir',
+      '/b',
+      '--cni-conf-dir=/n',
+      '--name',
+      '00-x.conflist',
+      '--force',
+      '--watch',
+      '30',
+    ]);
     expect(opts).toMatchObject({ conflist: '/c', binDir: '/b', confDir: '/n', confName: '00-x.conflist', force: true });
     expect(watchSeconds).toBe(30);
   });
@@ -35,7 +59,9 @@ describe('tabby install: the conflist', () => {
     expect(() => validateConflist('[]', 'f')).toThrow(/f: not a JSON object/);
     expect(() => validateConflist(JSON.stringify({ ...ok, cniVersion: undefined }), 'f')).toThrow(/cniVersion/);
     expect(() => validateConflist(JSON.stringify({ ...ok, plugins: [{}] }), 'f')).toThrow(/plugins\[0\] has no "type"/);
-    expect(() => validateConflist(JSON.stringify({ ...ok, plugins: [{ type: 'ptp' }] }), 'f')).toThrow(/no plugin of type "tabby"/);
+    expect(() => validateConflist(JSON.stringify({ ...ok, plugins: [{ type: 'ptp' }] }), 'f')).toThrow(
+      /no plugin of type "tabby"/,
+    );
   });
 });
 
@@ -44,6 +70,9 @@ it('refuses to copy itself when it is not the single executable (node running a 
 });
 
 it('--node-name and --reconcile', () => {
-  expect(parseInstallArgs(['--conflist', '/c', '--node-name', 'node-a', '--reconcile']).opts).toMatchObject({ nodeName: 'node-a', reconcile: true });
+  expect(parseInstallArgs(['--conflist', '/c', '--node-name', 'node-a', '--reconcile']).opts).toMatchObject({
+    nodeName: 'node-a',
+    reconcile: true,
+  });
   expect(parseInstallArgs(['--conflist', '/c']).opts).toMatchObject({ nodeName: undefined, reconcile: false });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAge } from '../../cmd/ipam-cli';
+import { formatAge } from '../../cmd/cli/ipam';
 
 describe('formatAge (tabby ipam list)', () => {
   it('is seconds, then minutes and seconds, hours and minutes, days and hours', () => {

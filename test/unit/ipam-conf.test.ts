@@ -2,18 +2,26 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_DATA_DIR, parseIpamConf, parseResolvConf } from '../../conf/ipam';
+import { DEFAULT_DATA_DIR, parseIpamConf, parseResolvConf } from '../../ipam/config';
 import { parseCniArgs } from '../../lib/cni/args';
 import { CniEnv } from '../../lib/cni/env';
-import { formatIP } from '../../ipam/addr';
+import { formatIP } from '../../lib/net/addr';
 import { describeRangeSet } from '../../ipam/range';
 import { expectCniError } from './cni-error';
 
 const env = (args = ''): CniEnv => ({
-  command: 'ADD', containerId: 'c1', netns: '/var/run/netns/c1', ifname: 'eth0', args: parseCniArgs(args), path: [],
+  command: 'ADD',
+  containerId: 'c1',
+  netns: '/var/run/netns/c1',
+  ifname: 'eth0',
+  args: parseCniArgs(args),
+  path: [],
 });
 const conf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}, args = '') =>
-  parseIpamConf({ cniVersion: '1.0.0', name: 'net1', type: 'tabby', ipam: { type: 'tabby-ipam', ...ipam }, ...extra }, env(args));
+  parseIpamConf(
+    { cniVersion: '1.0.0', name: 'net1', type: 'tabby', ipam: { type: 'tabby-ipam', ...ipam }, ...extra },
+    env(args),
+  );
 const sets = (c: ReturnType<typeof conf>) => c.rangeSets.map(describeRangeSet);
 const bad = (ipam: Record<string, unknown>, msg: RegExp | string, extra: Record<string, unknown> = {}, args = '') =>
   expectCniError(() => conf(ipam, extra, args), 7, msg);
@@ -35,7 +43,7 @@ describe('parseIpamConf', () => {
     expect(c.requested).toEqual([]);
   });
 
-  it('defaults dataDir to host-local\'s and rejects a relative one', () => {
+  it("defaults dataDir to host-local's and rejects a relative one", () => {
     expect(conf({ ranges: [[{ subnet: '10.0.0.0/24' }]] }).dataDir).toBe(DEFAULT_DATA_DIR);
     expect(DEFAULT_DATA_DIR).toBe('/var/lib/cni/networks');
     bad({ ranges: [[{ subnet: '10.0.0.0/24' }]], dataDir: 'rel/dir' }, /ipam\.dataDir/);
@@ -52,12 +60,21 @@ describe('parseIpamConf', () => {
     [{ ranges: [[{ subnet: 10 }]] }, 'ipam.ranges[0][0].subnet: must be a string'],
     [{ ranges: [[{ subnet: '10.0.0.1/24' }]] }, 'ipam.ranges[0][0]: network has host bits set'],
     [{ ranges: [[{ subnet: '10.0.0.0/31' }]] }, 'ipam.ranges[0][0]: network 10.0.0.0/31 too small'],
-    [{ ranges: [[{ subnet: '10.0.0.0/24' }], [{ subnet: '10.1.0.0/24', gateway: 'x' }]] }, 'ipam.ranges[1][0].gateway: "x" is not an IP'],
-    [{ ranges: [[{ subnet: '10.0.0.0/24', rangeStart: '10.0.1.5' }]] }, 'ipam.ranges[0][0]: rangeStart 10.0.1.5 not in network'],
+    [
+      { ranges: [[{ subnet: '10.0.0.0/24' }], [{ subnet: '10.1.0.0/24', gateway: 'x' }]] },
+      'ipam.ranges[1][0].gateway: "x" is not an IP',
+    ],
+    [
+      { ranges: [[{ subnet: '10.0.0.0/24', rangeStart: '10.0.1.5' }]] },
+      'ipam.ranges[0][0]: rangeStart 10.0.1.5 not in network',
+    ],
     [{ ranges: [[]] }, 'ipam.ranges[0]: must be a non-empty list'],
     [{ ranges: [{ subnet: '10.0.0.0/24' }] }, 'ipam.ranges[0]: must be a non-empty list'],
     [{ ranges: 'x' }, 'ipam.ranges: must be a list'],
-    [{ ranges: [[{ subnet: '10.0.0.0/24' }, { subnet: 'fd00::/64' }]] }, 'ipam.ranges[0]: ranges in one rangeset must share'],
+    [
+      { ranges: [[{ subnet: '10.0.0.0/24' }, { subnet: 'fd00::/64' }]] },
+      'ipam.ranges[0]: ranges in one rangeset must share',
+    ],
     [{ ranges: [[{ subnet: '10.0.0.0/24' }, { subnet: '10.0.0.0/25' }]] }, 'ipam.ranges[0][1]: overlaps range 0'],
     [{ ranges: [[{ subnet: '10.0.0.0/24' }]], routes: [{ dst: '10.0.0.0' }] }, 'ipam.routes[0].dst'],
     [{ ranges: [[{ subnet: '10.0.0.0/24' }]], routes: [{ dst: '10.0.0.0/8', gw: 'x' }] }, 'ipam.routes[0].gw'],
@@ -68,22 +85,30 @@ describe('parseIpamConf', () => {
 
   it('accepts two ranges in one set sharing a subnet without overlapping', () => {
     const c = conf({
-      ranges: [[
-        { subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', rangeEnd: '10.0.0.19' },
-        { subnet: '10.0.0.0/24', rangeStart: '10.0.0.20', rangeEnd: '10.0.0.29' },
-      ]],
+      ranges: [
+        [
+          { subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', rangeEnd: '10.0.0.19' },
+          { subnet: '10.0.0.0/24', rangeStart: '10.0.0.20', rangeEnd: '10.0.0.29' },
+        ],
+      ],
     });
     expect(sets(c)).toEqual(['10.0.0.10-10.0.0.19,10.0.0.20-10.0.0.29']);
   });
 
   it('rejects overlapping rangesets', () => {
-    bad({ ranges: [[{ subnet: '10.0.0.0/16' }], [{ subnet: '10.0.5.0/24' }]] }, /^invalid config: ipam\.ranges: rangeset .* overlaps rangeset/);
+    bad(
+      { ranges: [[{ subnet: '10.0.0.0/16' }], [{ subnet: '10.0.5.0/24' }]] },
+      /^invalid config: ipam\.ranges: rangeset .* overlaps rangeset/,
+    );
     bad({ subnet: '10.0.0.0/24', ranges: [[{ subnet: '10.0.0.0/24' }]] }, /ipam\.ranges: .*overlaps/);
   });
 
   it('puts a legacy top-level subnet first, with its own fields', () => {
     const c = conf({
-      subnet: '10.9.0.0/24', rangeStart: '10.9.0.100', rangeEnd: '10.9.0.200', gateway: '10.9.0.254',
+      subnet: '10.9.0.0/24',
+      rangeStart: '10.9.0.100',
+      rangeEnd: '10.9.0.200',
+      gateway: '10.9.0.254',
       ranges: [[{ subnet: '10.0.0.0/24' }]],
     });
     expect(sets(c)).toEqual(['10.9.0.100-10.9.0.200', '10.0.0.1-10.0.0.254']);
@@ -96,8 +121,15 @@ describe('parseIpamConf', () => {
       { subnet: '10.9.0.0/24', ranges: [[{ subnet: '10.0.0.0/24' }]] },
       { runtimeConfig: { ipRanges: [[{ subnet: '10.7.0.0/24' }], [{ subnet: 'fd07::/64' }]] } },
     );
-    expect(sets(c)).toEqual(['10.7.0.1-10.7.0.254', 'fd07::1-fd07::ffff:ffff:ffff:ffff', '10.9.0.1-10.9.0.254', '10.0.0.1-10.0.0.254']);
-    bad({}, 'invalid config: runtimeConfig.ipRanges[0][0].subnet', { runtimeConfig: { ipRanges: [[{ subnet: 'x' }]] } });
+    expect(sets(c)).toEqual([
+      '10.7.0.1-10.7.0.254',
+      'fd07::1-fd07::ffff:ffff:ffff:ffff',
+      '10.9.0.1-10.9.0.254',
+      '10.0.0.1-10.0.0.254',
+    ]);
+    bad({}, 'invalid config: runtimeConfig.ipRanges[0][0].subnet', {
+      runtimeConfig: { ipRanges: [[{ subnet: 'x' }]] },
+    });
   });
 
   it('collects requested IPs from CNI_ARGS, args.cni.ips and runtimeConfig.ips, without duplicates', () => {
@@ -137,10 +169,21 @@ describe('resolvConf', () => {
   };
 
   it('is parsed into dns as host-local does', () => {
-    const f = write([
-      '# comment', '; other comment', '', 'nameserver 10.96.0.10', '  nameserver   fd00::10  ', 'domain cluster.local',
-      'search svc.cluster.local cluster.local', 'search extra', 'options ndots:5 edns0', 'nameserver', 'sortlist 10.0.0.0',
-    ].join('\n'));
+    const f = write(
+      [
+        '# comment',
+        '; other comment',
+        '',
+        'nameserver 10.96.0.10',
+        '  nameserver   fd00::10  ',
+        'domain cluster.local',
+        'search svc.cluster.local cluster.local',
+        'search extra',
+        'options ndots:5 edns0',
+        'nameserver',
+        'sortlist 10.0.0.0',
+      ].join('\n'),
+    );
     const expected = {
       nameservers: ['10.96.0.10', 'fd00::10'],
       domain: 'cluster.local',
@@ -152,10 +195,17 @@ describe('resolvConf', () => {
   });
 
   it('handles CRLF line endings', () => {
-    expect(parseResolvConf(write('nameserver 1.1.1.1\r\nsearch a b\r\n'))).toEqual({ nameservers: ['1.1.1.1'], search: ['a', 'b'] });
+    expect(parseResolvConf(write('nameserver 1.1.1.1\r\nsearch a b\r\n'))).toEqual({
+      nameservers: ['1.1.1.1'],
+      search: ['a', 'b'],
+    });
   });
 
   it('an unreadable file is a config error naming ipam.resolvConf', () => {
-    expectCniError(() => parseResolvConf('/nonexistent/resolv.conf'), 7, /ipam\.resolvConf: cannot read \/nonexistent\/resolv\.conf/);
+    expectCniError(
+      () => parseResolvConf('/nonexistent/resolv.conf'),
+      7,
+      /ipam\.resolvConf: cannot read \/nonexistent\/resolv\.conf/,
+    );
   });
 });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseIpamConf } from '../../conf/ipam';
+import { parseIpamConf } from '../../ipam/config';
 import { parseCniArgs } from '../../lib/cni/args';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../ipam/ipam';
 import { expectCniErrorAsync } from './cni-error';
@@ -19,12 +19,22 @@ const V4 = [{ subnet: '10.0.0.0/29' }]; // .1 gateway, leases .2-.6
 const V6 = [{ subnet: 'fd00::/125' }]; // ::1 gateway, leases ::2-::7
 const conf = (ranges: unknown[][] = [V4], args = '', extra: Record<string, unknown> = {}) =>
   parseIpamConf(
-    { cniVersion: '1.1.0', name: 'net1', ipam: { type: 'tabby-ipam', dataDir, ranges, routes: [{ dst: '0.0.0.0/0' }] }, ...extra },
+    {
+      cniVersion: '1.1.0',
+      name: 'net1',
+      ipam: { type: 'tabby-ipam', dataDir, ranges, routes: [{ dst: '0.0.0.0/0' }] },
+      ...extra,
+    },
     { command: 'ADD', containerId: 'x', netns: '/x', ifname: 'eth0', args: parseCniArgs(args), path: [] },
   );
 const who = (containerId: string, ifname = 'eth0') => ({ containerId, ifname });
-const addr = async (id: string, c = conf(), ifname = 'eth0') => (await ipamAdd(c, who(id, ifname))).ips!.map((i) => i.address);
-const files = () => fs.readdirSync(netDir).filter((f) => f !== 'tabby.lock').sort();
+const addr = async (id: string, c = conf(), ifname = 'eth0') =>
+  (await ipamAdd(c, who(id, ifname))).ips!.map((i) => i.address);
+const files = () =>
+  fs
+    .readdirSync(netDir)
+    .filter((f) => f !== 'tabby.lock')
+    .sort();
 const held = () => files().filter((f) => !f.startsWith('last_reserved_ip.'));
 
 describe('ipamAdd', () => {
@@ -35,7 +45,7 @@ describe('ipamAdd', () => {
     expect(await addr('c3')).toEqual(['10.0.0.4/29']);
   });
 
-  it('writes host-local\'s on-disk format', async () => {
+  it("writes host-local's on-disk format", async () => {
     await addr('c1');
     await addr('c2', conf(), 'net1');
     expect(files()).toEqual(['10.0.0.2', '10.0.0.3', 'last_reserved_ip.0']);
@@ -66,13 +76,20 @@ describe('ipamAdd', () => {
 
   it('fails with code 101 naming the range when it is full', async () => {
     for (let i = 0; i < 5; i++) await addr(`c${i}`);
-    await expectCniErrorAsync(ipamAdd(conf(), who('c9')), 101, 'no IP addresses available in range set: 10.0.0.1-10.0.0.6');
+    await expectCniErrorAsync(
+      ipamAdd(conf(), who('c9')),
+      101,
+      'no IP addresses available in range set: 10.0.0.1-10.0.0.6',
+    );
     expect(held()).toHaveLength(5);
   });
 
   it('gives a free requested IP', async () => {
     expect(await addr('c1', conf([V4], 'IP=10.0.0.5'))).toEqual(['10.0.0.5/29']);
-    expect(await addr('c2', conf([V4, V6], '', { runtimeConfig: { ips: ['fd00::7/125'] } }))).toEqual(['10.0.0.6/29', 'fd00::7/125']);
+    expect(await addr('c2', conf([V4, V6], '', { runtimeConfig: { ips: ['fd00::7/125'] } }))).toEqual([
+      '10.0.0.6/29',
+      'fd00::7/125',
+    ]);
   });
 
   it('fails on a taken requested IP and keeps nothing from the call', async () => {
@@ -84,13 +101,21 @@ describe('ipamAdd', () => {
 
   it('refuses the gateway or an address outside every range, keeping nothing', async () => {
     await expectCniErrorAsync(ipamAdd(conf([V4], 'IP=10.0.0.1'), who('c1')), 102, /10\.0\.0\.1 is the gateway/);
-    await expectCniErrorAsync(ipamAdd(conf([V4], 'IP=10.0.0.7'), who('c1')), 102, /10\.0\.0\.7 is outside every configured range/);
+    await expectCniErrorAsync(
+      ipamAdd(conf([V4], 'IP=10.0.0.7'), who('c1')),
+      102,
+      /10\.0\.0\.7 is outside every configured range/,
+    );
     expect(held()).toEqual([]);
   });
 
   it('rejects a duplicate (containerID, ifname) but allows another ifname', async () => {
     await addr('c1');
-    await expectCniErrorAsync(ipamAdd(conf(), who('c1')), 102, /c1\/eth0 already holds 10\.0\.0\.2 \(duplicate allocation\)/);
+    await expectCniErrorAsync(
+      ipamAdd(conf(), who('c1')),
+      102,
+      /c1\/eth0 already holds 10\.0\.0\.2 \(duplicate allocation\)/,
+    );
     expect(await addr('c1', conf(), 'net1')).toEqual(['10.0.0.3/29']);
     expect(held()).toEqual(['10.0.0.2', '10.0.0.3']);
   });
@@ -111,7 +136,7 @@ describe('ipamAdd', () => {
 });
 
 describe('ipamDel / ipamCheck', () => {
-  it('releases only the attachment\'s addresses; repeating it succeeds', async () => {
+  it("releases only the attachment's addresses; repeating it succeeds", async () => {
     await addr('c1', conf([V4, V6]));
     await addr('c1', conf([V4, V6]), 'net1');
     expect((await ipamDel(conf([V4, V6]), who('c1'))).sort()).toEqual(['10.0.0.2', 'fd00::2']);
@@ -141,7 +166,9 @@ describe('ipamGc', () => {
     await addr('c2', conf(), 'net1');
     const { released } = await ipamGc(conf(), [who('c2'), who('gone')]);
     expect(released.map((r) => `${r.ip} ${r.containerId}/${r.ifname}`).sort()).toEqual([
-      '10.0.0.2 c1/eth0', '10.0.0.4 c3/eth0', '10.0.0.5 c2/net1',
+      '10.0.0.2 c1/eth0',
+      '10.0.0.4 c3/eth0',
+      '10.0.0.5 c2/net1',
     ]);
     expect(held()).toEqual(['10.0.0.3']);
     expect(fs.existsSync(path.join(netDir, 'last_reserved_ip.0'))).toBe(true);

@@ -62,7 +62,11 @@ describe('withDirLock', () => {
   });
 
   it('is released when the holder throws, and returns what the holder returns', async () => {
-    await expect(withDirLock(dir, () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      withDirLock(dir, () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     await expect(withDirLock(dir, () => 42)).resolves.toBe(42);
   });
 
@@ -81,9 +85,19 @@ describe('withDirLock', () => {
 
   it('gives up on a live holder with code 11 (try again later)', async () => {
     let release!: () => void;
-    const holding = withDirLock(dir, () => new Promise<void>((r) => { release = r; }));
+    const holding = withDirLock(
+      dir,
+      () =>
+        new Promise<void>((r) => {
+          release = r;
+        }),
+    );
     await new Promise((r) => setImmediate(r));
-    await expectCniErrorAsync(withDirLock(dir, () => 1, 100), 11, /another process has held it/);
+    await expectCniErrorAsync(
+      withDirLock(dir, () => 1, 100),
+      11,
+      /another process has held it/,
+    );
     release();
     await holding;
     await expect(withDirLock(dir, () => 2, 100)).resolves.toBe(2);
@@ -94,7 +108,10 @@ describe('withDirLock', () => {
     try {
       await holder.seen('held');
       // with the lock held elsewhere, a short wait gives up...
-      await expectCniErrorAsync(withDirLock(dir, () => 1, 50), 11);
+      await expectCniErrorAsync(
+        withDirLock(dir, () => 1, 50),
+        11,
+      );
       // ...and a waiter with the default (long) timeout is woken by the holder's death
       const waiting = withDirLock(dir, () => 'mine');
       await holder.seen('waiter');
@@ -107,6 +124,10 @@ describe('withDirLock', () => {
   });
 
   it('fails with an I/O error (code 5) when the directory does not exist', async () => {
-    await expectCniErrorAsync(withDirLock(path.join(dir, 'missing'), () => 1), 5, /cannot lock /);
+    await expectCniErrorAsync(
+      withDirLock(path.join(dir, 'missing'), () => 1),
+      5,
+      /cannot lock /,
+    );
   });
 });

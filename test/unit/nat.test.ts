@@ -14,18 +14,21 @@ function tableOf(text: string, fam: 'ip' | 'ip6'): string | undefined {
   return text.slice(start, text.indexOf('\n}\n', start) + 2);
 }
 const rulesOf = (table: string): string[] =>
-  table.split('\n').map((l) => l.trim()).filter((l) => /masquerade/.test(l));
+  table
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /masquerade/.test(l));
 
 describe('renderNft', () => {
   const text = renderNft(PLAN);
   const lines = text.split('\n');
 
-  it('names tabby\'s own table and port range', () => {
+  it("names tabby's own table and port range", () => {
     expect(NAT_TABLE).toBe('tabby');
     expect(SAFE_UDP_PORTS).toBe('4790-65535');
   });
 
-  it('replaces each family\'s table atomically: declare, delete, then define, in one file', () => {
+  it("replaces each family's table atomically: declare, delete, then define, in one file", () => {
     for (const fam of ['ip', 'ip6']) {
       const decl = lines.indexOf(`table ${fam} tabby`);
       const del = lines.indexOf(`delete table ${fam} tabby`);
@@ -42,7 +45,9 @@ describe('renderNft', () => {
 
   it('holds all pools and the NAT pools of each family in interval sets', () => {
     const v4 = tableOf(text, 'ip')!;
-    expect(v4).toContain('set all-pools { type ipv4_addr; flags interval; elements = { 10.244.0.0/16, 10.9.0.0/16 }; }');
+    expect(v4).toContain(
+      'set all-pools { type ipv4_addr; flags interval; elements = { 10.244.0.0/16, 10.9.0.0/16 }; }',
+    );
     expect(v4).toContain('set nat-pools { type ipv4_addr; flags interval; elements = { 10.244.0.0/16 }; }');
     const v6 = tableOf(text, 'ip6')!;
     expect(v6).toContain('set all-pools { type ipv6_addr; flags interval; elements = { fd00::/48, fd01::/48 }; }');
@@ -53,16 +58,22 @@ describe('renderNft', () => {
 
   it('hooks a nat chain at srcnat', () => {
     for (const fam of ['ip', 'ip6'] as const) {
-      expect(tableOf(text, fam)).toContain('chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;');
+      expect(tableOf(text, fam)).toContain(
+        'chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;',
+      );
     }
   });
 
   it('masquerades, fully random, pod traffic from a NAT pool to outside all pools', () => {
     const v4 = rulesOf(tableOf(text, 'ip')!);
-    expect(v4).toContain('ip saddr @nat-pools ip daddr != @all-pools meta l4proto udp counter masquerade to :4790-65535 fully-random');
+    expect(v4).toContain(
+      'ip saddr @nat-pools ip daddr != @all-pools meta l4proto udp counter masquerade to :4790-65535 fully-random',
+    );
     expect(v4).toContain('ip saddr @nat-pools ip daddr != @all-pools counter masquerade fully-random');
     // the UDP rule comes first, so UDP never reaches the unrestricted one
-    expect(v4.findIndex((r) => /^ip saddr .*udp/.test(r))).toBeLessThan(v4.findIndex((r) => r === 'ip saddr @nat-pools ip daddr != @all-pools counter masquerade fully-random'));
+    expect(v4.findIndex((r) => /^ip saddr .*udp/.test(r))).toBeLessThan(
+      v4.findIndex((r) => r === 'ip saddr @nat-pools ip daddr != @all-pools counter masquerade fully-random'),
+    );
     const v6 = rulesOf(tableOf(text, 'ip6')!);
     expect(v6).toEqual([
       'ip6 saddr @nat-pools ip6 daddr != @all-pools meta l4proto udp counter masquerade to :4790-65535 fully-random',
@@ -109,8 +120,9 @@ describe('renderNft', () => {
   });
 
   it('with nothing to do, only deletes its tables (an IPv6-only cluster leaves no IPv4 table)', () => {
-    expect(renderNft({ allPools: [], natPools: [], tunnelDevices: [] }))
-      .toBe('table ip tabby\ndelete table ip tabby\ntable ip6 tabby\ndelete table ip6 tabby\n');
+    expect(renderNft({ allPools: [], natPools: [], tunnelDevices: [] })).toBe(
+      'table ip tabby\ndelete table ip tabby\ntable ip6 tabby\ndelete table ip6 tabby\n',
+    );
     const v6only = renderNft({ allPools: ['fd00::/48'], natPools: ['fd00::/48'], tunnelDevices: [] });
     expect(tableOf(v6only, 'ip')).toBeUndefined();
     expect(tableOf(v6only, 'ip6')).toBeDefined();
@@ -127,12 +139,14 @@ describe('renderIptables', () => {
   const text = renderIptables(PLAN);
   const lines = text.trimEnd().split('\n');
 
-  it('replaces tabby\'s own chain in the nat table, in one restore', () => {
+  it("replaces tabby's own chain in the nat table, in one restore", () => {
     expect(IPT_CHAIN).toBe('TABBY-POSTROUTING');
     expect(lines[0]).toBe('*nat');
     expect(lines[1]).toBe(':TABBY-POSTROUTING - [0:0]');
     expect(lines[lines.length - 1]).toBe('COMMIT');
-    expect(lines.slice(2, -1).every((l) => l.startsWith('-A TABBY-POSTROUTING ') || l === '-F TABBY-POSTROUTING')).toBe(true);
+    expect(lines.slice(2, -1).every((l) => l.startsWith('-A TABBY-POSTROUTING ') || l === '-F TABBY-POSTROUTING')).toBe(
+      true,
+    );
   });
 
   it('returns early for every pool destination of each NAT pool, disabled pools included', () => {
@@ -142,7 +156,9 @@ describe('renderIptables', () => {
   });
 
   it('then masquerades fully random, UDP never to port 4789', () => {
-    const i = lines.indexOf('-A TABBY-POSTROUTING -s 10.244.0.0/16 -p udp -j MASQUERADE --to-ports 4790-65535 --random-fully');
+    const i = lines.indexOf(
+      '-A TABBY-POSTROUTING -s 10.244.0.0/16 -p udp -j MASQUERADE --to-ports 4790-65535 --random-fully',
+    );
     const j = lines.indexOf('-A TABBY-POSTROUTING -s 10.244.0.0/16 -j MASQUERADE --random-fully');
     expect(i).toBeGreaterThan(lines.indexOf('-A TABBY-POSTROUTING -s 10.244.0.0/16 -d 10.9.0.0/16 -j RETURN'));
     expect(j).toBe(i + 1);
@@ -166,7 +182,8 @@ describe('renderIptables', () => {
   });
 
   it('with no NAT pool and no tunnel, is an empty chain', () => {
-    expect(renderIptables({ allPools: ['10.244.0.0/16'], natPools: [], tunnelDevices: [] }))
-      .toBe('*nat\n:TABBY-POSTROUTING - [0:0]\n-F TABBY-POSTROUTING\nCOMMIT\n');
+    expect(renderIptables({ allPools: ['10.244.0.0/16'], natPools: [], tunnelDevices: [] })).toBe(
+      '*nat\n:TABBY-POSTROUTING - [0:0]\n-F TABBY-POSTROUTING\nCOMMIT\n',
+    );
   });
 });

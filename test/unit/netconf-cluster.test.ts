@@ -4,7 +4,8 @@ import { DEFAULT_STATE_DIR, parseNetConf } from '../../conf/netconf';
 import { expectCniError } from './cni-error';
 
 const base = { cniVersion: '1.0.0', name: 'net1', type: 'tabby', ipam: { type: 'tabby-ipam' } };
-const cluster = (extra: Record<string, unknown>) => parseNetConf({ ...base, cluster: '/etc/tabby/cluster.yaml', ...extra }, '1.0.0').cluster;
+const cluster = (extra: Record<string, unknown>) =>
+  parseNetConf({ ...base, cluster: '/etc/tabby/cluster.yaml', ...extra }, '1.0.0').cluster;
 
 describe('parseNetConf cluster keys', () => {
   it('has no cluster without "cluster" (or with an empty one)', () => {
@@ -13,13 +14,30 @@ describe('parseNetConf cluster keys', () => {
   });
 
   it('defaults nodeName to the host name, natBackend to auto, stateDir to /run/tabby', () => {
-    expect(cluster({})).toEqual({ file: '/etc/tabby/cluster.yaml', nodeName: hostname(), ipAutodetectionMethod: undefined, natBackend: 'auto', stateDir: '/run/tabby' });
+    expect(cluster({})).toEqual({
+      file: '/etc/tabby/cluster.yaml',
+      nodeName: hostname(),
+      ipAutodetectionMethod: undefined,
+      natBackend: 'auto',
+      stateDir: '/run/tabby',
+    });
     expect(DEFAULT_STATE_DIR).toBe('/run/tabby');
   });
 
   it('reads every key', () => {
-    expect(cluster({ nodeName: 'node-a', ipAutodetectionMethod: 'interface=eth.*', natBackend: 'iptables', stateDir: '/tmp/tabby-a' })).toEqual({
-      file: '/etc/tabby/cluster.yaml', nodeName: 'node-a', ipAutodetectionMethod: 'interface=eth.*', natBackend: 'iptables', stateDir: '/tmp/tabby-a',
+    expect(
+      cluster({
+        nodeName: 'node-a',
+        ipAutodetectionMethod: 'interface=eth.*',
+        natBackend: 'iptables',
+        stateDir: '/tmp/tabby-a',
+      }),
+    ).toEqual({
+      file: '/etc/tabby/cluster.yaml',
+      nodeName: 'node-a',
+      ipAutodetectionMethod: 'interface=eth.*',
+      natBackend: 'iptables',
+      stateDir: '/tmp/tabby-a',
     });
     expect(cluster({ natBackend: 'nftables' })?.natBackend).toBe('nftables');
   });
@@ -29,7 +47,10 @@ describe('parseNetConf cluster keys', () => {
     [{ cluster: 42 }, /cluster: must be a string/],
     [{ natBackend: 'pf' }, /natBackend: must be one of auto, nftables, iptables, got "pf"/],
     [{ stateDir: 'run/tabby' }, /stateDir: must be an absolute path/],
-    [{ ipAutodetectionMethod: 'can-reach=example.com' }, /ipAutodetectionMethod: can-reach=example\.com: not an IP address/],
+    [
+      { ipAutodetectionMethod: 'can-reach=example.com' },
+      /ipAutodetectionMethod: can-reach=example\.com: not an IP address/,
+    ],
     [{ ipAutodetectionMethod: 'magic' }, /ipAutodetectionMethod: unknown method "magic"/],
     [{ nodeName: 7 }, /nodeName: must be a string/],
   ])('rejects %j', (extra, msg) => {

@@ -18,7 +18,12 @@ describe('parseNetConf', () => {
       { ...base, mtu: 1450, logFile: '/var/log/tabby.log', logLevel: 'debug', dns: { nameservers: ['10.96.0.10'] } },
       '1.1.0',
     );
-    expect(c).toMatchObject({ mtu: 1450, logFile: '/var/log/tabby.log', logLevel: 'debug', dns: { nameservers: ['10.96.0.10'] } });
+    expect(c).toMatchObject({
+      mtu: 1450,
+      logFile: '/var/log/tabby.log',
+      logLevel: 'debug',
+      dns: { nameservers: ['10.96.0.10'] },
+    });
   });
 
   it('treats an empty dns object as absent', () => {
@@ -26,7 +31,10 @@ describe('parseNetConf', () => {
   });
 
   it('converts a prevResult of any version', () => {
-    const c = parseNetConf({ ...base, prevResult: { cniVersion: '0.4.0', ips: [{ version: '4', address: '10.0.0.2/24' }] } }, '0.4.0');
+    const c = parseNetConf(
+      { ...base, prevResult: { cniVersion: '0.4.0', ips: [{ version: '4', address: '10.0.0.2/24' }] } },
+      '0.4.0',
+    );
     expect(c.prevResult).toEqual({ ips: [{ address: '10.0.0.2/24' }] });
     expectCniError(() => parseNetConf({ ...base, prevResult: 'x' }, '1.0.0'), 6, /prevResult/);
   });
@@ -57,16 +65,29 @@ describe('validMtu', () => {
 
 describe('validAttachments', () => {
   it('reads cni.dev/valid-attachments', () => {
-    expect(validAttachments({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }, { containerID: 'c2', ifname: 'net1' }] }))
-      .toEqual([{ containerId: 'c1', ifname: 'eth0' }, { containerId: 'c2', ifname: 'net1' }]);
+    expect(
+      validAttachments({
+        'cni.dev/valid-attachments': [
+          { containerID: 'c1', ifname: 'eth0' },
+          { containerID: 'c2', ifname: 'net1' },
+        ],
+      }),
+    ).toEqual([
+      { containerId: 'c1', ifname: 'eth0' },
+      { containerId: 'c2', ifname: 'net1' },
+    ]);
   });
 
   it('falls back to the legacy cni.dev/attachments, preferring the new key', () => {
-    expect(validAttachments({ 'cni.dev/attachments': [{ containerID: 'c1', ifname: 'eth0' }] })).toEqual([{ containerId: 'c1', ifname: 'eth0' }]);
-    expect(validAttachments({
-      'cni.dev/valid-attachments': [],
-      'cni.dev/attachments': [{ containerID: 'c1', ifname: 'eth0' }],
-    })).toEqual([]);
+    expect(validAttachments({ 'cni.dev/attachments': [{ containerID: 'c1', ifname: 'eth0' }] })).toEqual([
+      { containerId: 'c1', ifname: 'eth0' },
+    ]);
+    expect(
+      validAttachments({
+        'cni.dev/valid-attachments': [],
+        'cni.dev/attachments': [{ containerID: 'c1', ifname: 'eth0' }],
+      }),
+    ).toEqual([]);
   });
 
   it('with no list, nothing is valid', () => {
@@ -75,10 +96,21 @@ describe('validAttachments', () => {
   });
 
   it('names a malformed entry', () => {
-    expectCniError(() => validAttachments({ 'cni.dev/valid-attachments': {} }), 7, 'cni.dev/valid-attachments: must be a list');
-    expectCniError(() => validAttachments({ 'cni.dev/valid-attachments': ['x'] }), 7, 'cni.dev/valid-attachments[0]: must be an object');
     expectCniError(
-      () => validAttachments({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }, { containerID: 'c2' }] }),
+      () => validAttachments({ 'cni.dev/valid-attachments': {} }),
+      7,
+      'cni.dev/valid-attachments: must be a list',
+    );
+    expectCniError(
+      () => validAttachments({ 'cni.dev/valid-attachments': ['x'] }),
+      7,
+      'cni.dev/valid-attachments[0]: must be an object',
+    );
+    expectCniError(
+      () =>
+        validAttachments({
+          'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }, { containerID: 'c2' }],
+        }),
       7,
       'cni.dev/valid-attachments[1].ifname: is required',
     );

@@ -1,24 +1,52 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
-import { parseCidr, parseIP } from '../../ipam/addr';
+import { parseCidr, parseIP } from '../../lib/net/addr';
 import { vtepMacFor } from '../../lib/cluster/identity';
+import { LocalNode, OverlayPlan, planOverlay, PlannedRoute } from '../../lib/cluster/plan';
 import {
-  IPIP_DEVICE, IPIP_OVERHEAD, LocalNode, OverlayPlan, planOverlay, PlannedRoute, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI,
-} from '../../lib/cluster/plan';
+  IPIP_DEVICE,
+  IPIP_OVERHEAD,
+  VXLAN_DEVICE,
+  VXLAN_OVERHEAD,
+  VXLAN_PORT,
+  VXLAN_VNI,
+} from '../../lib/dataplane/devices';
 
 const cidr = (s: string) => parseCidr(s)!;
 const pool = (name: string, c: string, extra: Partial<IPPool> = {}): IPPool => ({
-  name, cidr: cidr(c), vxlanMode: 'Never', ipipMode: 'Never', natOutgoing: false, disabled: false, disableBGPExport: false,
-  blockSize: 24, nodeSelector: 'all()', namespaceSelector: '', allowedUses: ['Workload', 'Tunnel'], assignmentMode: 'Automatic', ...extra,
+  name,
+  cidr: cidr(c),
+  vxlanMode: 'Never',
+  ipipMode: 'Never',
+  natOutgoing: false,
+  disabled: false,
+  disableBGPExport: false,
+  blockSize: 24,
+  nodeSelector: 'all()',
+  namespaceSelector: '',
+  allowedUses: ['Workload', 'Tunnel'],
+  assignmentMode: 'Automatic',
+  ...extra,
 });
-const nodeRec = (name: string, addr?: string, extra: Partial<NodeRecord> = {}): NodeRecord => ({ name, ipv4Address: addr ? cidr(addr) : undefined, ...extra });
+const nodeRec = (name: string, addr?: string, extra: Partial<NodeRecord> = {}): NodeRecord => ({
+  name,
+  ipv4Address: addr ? cidr(addr) : undefined,
+  ...extra,
+});
 const aff = (node: string, c: string) => ({ name: `${node}-${c.replace(/[./]/g, '-')}`, node, cidr: cidr(c) });
 
 /** Three nodes: a and b on 192.168.10.0/24, c on 192.168.20.0/24; one /24 block each, c has two. */
-function cluster(p: Partial<IPPool>, opts: { extraPools?: IPPool[]; nodes?: NodeRecord[]; extraBlocks?: ReturnType<typeof aff>[] } = {}): ClusterResources {
+function cluster(
+  p: Partial<IPPool>,
+  opts: { extraPools?: IPPool[]; nodes?: NodeRecord[]; extraBlocks?: ReturnType<typeof aff>[] } = {},
+): ClusterResources {
   return {
     pools: [pool('pool-a', '10.244.0.0/16', { natOutgoing: true, ...p }), ...(opts.extraPools ?? [])],
-    nodes: opts.nodes ?? [nodeRec('node-a', '192.168.10.11/24'), nodeRec('node-b', '192.168.10.12/24'), nodeRec('node-c', '192.168.20.13/24')],
+    nodes: opts.nodes ?? [
+      nodeRec('node-a', '192.168.10.11/24'),
+      nodeRec('node-b', '192.168.10.12/24'),
+      nodeRec('node-c', '192.168.20.13/24'),
+    ],
     affinities: [
       aff('node-c', '10.244.4.0/24'),
       aff('node-a', '10.244.1.0/24'),
@@ -33,14 +61,16 @@ const C: LocalNode = { name: 'node-c', address: cidr('192.168.20.13/24'), parent
 
 /** A route in the `ip route` shape, without its reason. */
 const line = (r: PlannedRoute): string =>
-  r.kind === 'blackhole' ? `blackhole ${r.dst}` : `${r.dst} via ${r.via} dev ${r.dev} [${r.kind}${r.peer ? ` ${r.peer}` : ''}]`;
+  r.kind === 'blackhole'
+    ? `blackhole ${r.dst}`
+    : `${r.dst} via ${r.via} dev ${r.dev} [${r.kind}${r.peer ? ` ${r.peer}` : ''}]`;
 const lines = (p: OverlayPlan) => p.routes.map(line);
 const route = (p: OverlayPlan, dst: string) => p.routes.find((r) => r.dst === dst)!;
 
 describe('planOverlay, VXLAN Always', () => {
   const p = planOverlay(cluster({ vxlanMode: 'Always' }), A);
 
-  it('routes every remote block via the peer\'s tunnel address on vxlan.tabby, and blackholes its own', () => {
+  it("routes every remote block via the peer's tunnel address on vxlan.tabby, and blackholes its own", () => {
     expect(lines(p)).toEqual([
       'blackhole 10.244.1.0/24',
       '10.244.2.0/24 via 10.244.2.1 dev vxlan.tabby [vxlan node-b]',
@@ -48,10 +78,14 @@ describe('planOverlay, VXLAN Always', () => {
       '10.244.4.0/24 via 10.244.3.1 dev vxlan.tabby [vxlan node-c]',
     ]);
     expect(p.unreachable).toEqual([]);
-    expect(p.routes.filter((r) => r.kind === 'vxlan').every((r) => r.pool === 'pool-a' && /pool-a is vxlan Always/.test(r.reason))).toBe(true);
+    expect(
+      p.routes
+        .filter((r) => r.kind === 'vxlan')
+        .every((r) => r.pool === 'pool-a' && /pool-a is vxlan Always/.test(r.reason)),
+    ).toBe(true);
   });
 
-  it('has one permanent FDB entry and one neighbour per peer, with Calico\'s MACs', () => {
+  it("has one permanent FDB entry and one neighbour per peer, with Calico's MACs", () => {
     expect(p.fdb).toEqual([
       { mac: vtepMacFor('node-b'), dst: '192.168.10.12', peer: 'node-b' },
       { mac: vtepMacFor('node-c'), dst: '192.168.20.13', peer: 'node-c' },
@@ -64,9 +98,23 @@ describe('planOverlay, VXLAN Always', () => {
 
   it('describes the VXLAN device: VNI 4096, port 4789, on the parent, local = node IP, own MAC and tunnel address', () => {
     expect(p.vxlan).toEqual({
-      device: 'vxlan.tabby', vni: 4096, port: 4789, parent: 'eth0', local: '192.168.10.11', mac: vtepMacFor('node-a'), address: '10.244.1.1', mtu: 1450,
+      device: 'vxlan.tabby',
+      vni: 4096,
+      port: 4789,
+      parent: 'eth0',
+      local: '192.168.10.11',
+      mac: vtepMacFor('node-a'),
+      address: '10.244.1.1',
+      mtu: 1450,
     });
-    expect([VXLAN_DEVICE, VXLAN_VNI, VXLAN_PORT, VXLAN_OVERHEAD, IPIP_DEVICE, IPIP_OVERHEAD]).toEqual(['vxlan.tabby', 4096, 4789, 50, 'tunl0', 20]);
+    expect([VXLAN_DEVICE, VXLAN_VNI, VXLAN_PORT, VXLAN_OVERHEAD, IPIP_DEVICE, IPIP_OVERHEAD]).toEqual([
+      'vxlan.tabby',
+      4096,
+      4789,
+      50,
+      'tunl0',
+      20,
+    ]);
     expect(p.ipip).toBeUndefined();
   });
 
@@ -82,7 +130,10 @@ describe('planOverlay, VXLAN Always', () => {
   it('uses MACs and tunnel addresses from the Node records when they are given', () => {
     const nodes = [
       nodeRec('node-a', '192.168.10.11/24'),
-      nodeRec('node-b', '192.168.10.12/24', { vxlanTunnelMACAddr: '66:00:00:00:00:0b', ipv4VXLANTunnelAddr: parseIP('10.244.2.200')! }),
+      nodeRec('node-b', '192.168.10.12/24', {
+        vxlanTunnelMACAddr: '66:00:00:00:00:0b',
+        ipv4VXLANTunnelAddr: parseIP('10.244.2.200')!,
+      }),
       nodeRec('node-c', '192.168.20.13/24'),
     ];
     const q = planOverlay(cluster({ vxlanMode: 'Always' }, { nodes }), A);
@@ -110,7 +161,9 @@ describe('planOverlay, VXLAN CrossSubnet', () => {
   });
 
   it('gives reasons that name the subnet relation', () => {
-    expect(route(p, '10.244.2.0/24').reason).toMatch(/node-b \(192\.168\.10\.12\) is in this node's subnet 192\.168\.10\.11\/24/);
+    expect(route(p, '10.244.2.0/24').reason).toMatch(
+      /node-b \(192\.168\.10\.12\) is in this node's subnet 192\.168\.10\.11\/24/,
+    );
     expect(route(p, '10.244.2.0/24').reason).toMatch(/directly/);
     expect(route(p, '10.244.3.0/24').reason).toMatch(/node-c \(192\.168\.20\.13\) is in another subnet/);
     expect(route(p, '10.244.3.0/24').reason).toMatch(/goes through the tunnel.*CrossSubnet/);
@@ -118,14 +171,25 @@ describe('planOverlay, VXLAN CrossSubnet', () => {
   });
 
   it('keeps the VXLAN device and its MTU even when every peer is direct', () => {
-    const q = planOverlay(cluster({ vxlanMode: 'CrossSubnet' }, { nodes: [nodeRec('node-a', '192.168.10.11/16'), nodeRec('node-b', '192.168.10.12/24'), nodeRec('node-c', '192.168.20.13/24')] }),
-      { ...A, address: cidr('192.168.10.11/16') });
+    const q = planOverlay(
+      cluster(
+        { vxlanMode: 'CrossSubnet' },
+        {
+          nodes: [
+            nodeRec('node-a', '192.168.10.11/16'),
+            nodeRec('node-b', '192.168.10.12/24'),
+            nodeRec('node-c', '192.168.20.13/24'),
+          ],
+        },
+      ),
+      { ...A, address: cidr('192.168.10.11/16') },
+    );
     expect(q.routes.filter((r) => r.kind === 'vxlan')).toEqual([]);
     expect(q.vxlan?.device).toBe('vxlan.tabby');
     expect(q.mtu).toBe(1450);
   });
 
-  it('is one-sided: the local prefix decides, not the peer\'s', () => {
+  it("is one-sided: the local prefix decides, not the peer's", () => {
     // node-c sees both a and b in another subnet
     const q = planOverlay(cluster({ vxlanMode: 'CrossSubnet' }), C);
     expect(lines(q)).toEqual([
@@ -136,8 +200,14 @@ describe('planOverlay, VXLAN CrossSubnet', () => {
     ]);
     expect(q.vxlan).toMatchObject({ parent: 'ens5', local: '192.168.20.13', address: '10.244.3.1' });
     // a peer record with a /32 is still inside the local /24
-    const nodes = [nodeRec('node-a', '192.168.10.11/24'), nodeRec('node-b', '192.168.10.12/32'), nodeRec('node-c', '192.168.20.13/24')];
-    expect(route(planOverlay(cluster({ vxlanMode: 'CrossSubnet' }, { nodes }), A), '10.244.2.0/24').kind).toBe('direct');
+    const nodes = [
+      nodeRec('node-a', '192.168.10.11/24'),
+      nodeRec('node-b', '192.168.10.12/32'),
+      nodeRec('node-c', '192.168.20.13/24'),
+    ];
+    expect(route(planOverlay(cluster({ vxlanMode: 'CrossSubnet' }, { nodes }), A), '10.244.2.0/24').kind).toBe(
+      'direct',
+    );
   });
 
   it('with a /32 node address, nothing is same-subnet (Calico #4254)', () => {
@@ -153,12 +223,12 @@ describe('planOverlay, Never', () => {
   const p = planOverlay(cluster({}), A);
 
   it('routes same-subnet peers directly and leaves remote-subnet ones unreachable, saying why', () => {
-    expect(lines(p)).toEqual([
-      'blackhole 10.244.1.0/24',
-      '10.244.2.0/24 via 192.168.10.12 dev eth0 [direct node-b]',
-    ]);
+    expect(lines(p)).toEqual(['blackhole 10.244.1.0/24', '10.244.2.0/24 via 192.168.10.12 dev eth0 [direct node-b]']);
     expect(route(p, '10.244.2.0/24').reason).toMatch(/in this node's subnet.*not encapsulated.*directly/);
-    expect(p.unreachable.map((u) => [u.peer, u.block])).toEqual([['node-c', '10.244.3.0/24'], ['node-c', '10.244.4.0/24']]);
+    expect(p.unreachable.map((u) => [u.peer, u.block])).toEqual([
+      ['node-c', '10.244.3.0/24'],
+      ['node-c', '10.244.4.0/24'],
+    ]);
     for (const u of p.unreachable) {
       expect(u.reason).toMatch(/node-c \(192\.168\.20\.13\) is in another subnet/);
       expect(u.reason).toMatch(/Never/);
@@ -183,7 +253,7 @@ describe('planOverlay, Never', () => {
 });
 
 describe('planOverlay, IPIP', () => {
-  it('Always: every remote block via the peer\'s node IP on tunl0, no FDB', () => {
+  it("Always: every remote block via the peer's node IP on tunl0, no FDB", () => {
     const p = planOverlay(cluster({ ipipMode: 'Always' }), A);
     expect(lines(p)).toEqual([
       'blackhole 10.244.1.0/24',
@@ -214,14 +284,21 @@ describe('planOverlay, IPIP', () => {
   });
 
   it('takes the tunnel address from the Node record when given', () => {
-    const nodes = [nodeRec('node-a', '192.168.10.11/24', { ipv4IPIPTunnelAddr: parseIP('10.244.1.77')! }), nodeRec('node-b', '192.168.10.12/24'), nodeRec('node-c', '192.168.20.13/24')];
+    const nodes = [
+      nodeRec('node-a', '192.168.10.11/24', { ipv4IPIPTunnelAddr: parseIP('10.244.1.77')! }),
+      nodeRec('node-b', '192.168.10.12/24'),
+      nodeRec('node-c', '192.168.20.13/24'),
+    ];
     expect(planOverlay(cluster({ ipipMode: 'Always' }, { nodes }), A).ipip?.address).toBe('10.244.1.77');
   });
 });
 
 describe('planOverlay, MTU with several pools', () => {
   it('takes the largest overhead among encapsulations in use', () => {
-    const both = cluster({ ipipMode: 'Always' }, { extraPools: [pool('vx', '10.250.0.0/16', { vxlanMode: 'CrossSubnet' })] });
+    const both = cluster(
+      { ipipMode: 'Always' },
+      { extraPools: [pool('vx', '10.250.0.0/16', { vxlanMode: 'CrossSubnet' })] },
+    );
     const p = planOverlay(both, A);
     expect(p.mtu).toBe(1450);
     expect(p.vxlan?.mtu).toBe(1450);
@@ -230,7 +307,15 @@ describe('planOverlay, MTU with several pools', () => {
   });
 
   it('ignores disabled and IPv6 pools with nothing routed through them', () => {
-    const r = cluster({}, { extraPools: [pool('old', '10.9.0.0/16', { vxlanMode: 'Always', disabled: true }), pool('v6', 'fd00::/48', { vxlanMode: 'Always', blockSize: 122 })] });
+    const r = cluster(
+      {},
+      {
+        extraPools: [
+          pool('old', '10.9.0.0/16', { vxlanMode: 'Always', disabled: true }),
+          pool('v6', 'fd00::/48', { vxlanMode: 'Always', blockSize: 122 }),
+        ],
+      },
+    );
     expect(planOverlay(r, A).mtu).toBe(1500);
   });
 });
@@ -253,7 +338,7 @@ describe('planOverlay, edge cases', () => {
     expect(p.unreachable.map((u) => u.peer)).toEqual(['node-c', 'node-c']);
   });
 
-  it('a disabled pool\'s blocks are still routed (existing pods keep working)', () => {
+  it("a disabled pool's blocks are still routed (existing pods keep working)", () => {
     const r = cluster({ vxlanMode: 'Always', disabled: true });
     const p = planOverlay(r, A);
     expect(lines(p)).toEqual([
@@ -270,7 +355,10 @@ describe('planOverlay, edge cases', () => {
   });
 
   it('IPv6 blocks are not tunnelled: unreachable, saying why', () => {
-    const r = cluster({ vxlanMode: 'Always' }, { extraPools: [pool('v6', 'fd00::/48', { blockSize: 122 })], extraBlocks: [aff('node-b', 'fd00::40/122')] });
+    const r = cluster(
+      { vxlanMode: 'Always' },
+      { extraPools: [pool('v6', 'fd00::/48', { blockSize: 122 })], extraBlocks: [aff('node-b', 'fd00::40/122')] },
+    );
     const p = planOverlay(r, A);
     expect(p.unreachable).toEqual([{ peer: 'node-b', block: 'fd00::40/122', reason: expect.stringMatching(/IPv6/) }]);
   });
@@ -286,21 +374,29 @@ describe('planOverlay, edge cases', () => {
 
   it('a node absent from the file plans the routes to every peer', () => {
     const p = planOverlay(cluster({ vxlanMode: 'Always' }), { ...A, name: 'node-z' });
-    expect(p.routes.filter((r) => r.kind === 'vxlan').map((r) => r.peer)).toEqual(['node-a', 'node-b', 'node-c', 'node-c']);
+    expect(p.routes.filter((r) => r.kind === 'vxlan').map((r) => r.peer)).toEqual([
+      'node-a',
+      'node-b',
+      'node-c',
+      'node-c',
+    ]);
     expect(p.vxlan?.mac).toBe(vtepMacFor('node-z'));
   });
 });
 
 describe('planOverlay, NAT sets', () => {
   it('lists all pools, disabled and IPv6 ones included, and only natOutgoing pools as NAT pools', () => {
-    const r = cluster({ vxlanMode: 'Always' }, {
-      extraPools: [
-        pool('no-nat', '10.250.0.0/16'),
-        pool('old', '172.16.0.0/12', { disabled: true }),
-        pool('old-nat', '10.9.0.0/16', { disabled: true, natOutgoing: true }),
-        pool('v6', 'fd00::/48', { blockSize: 122, natOutgoing: true }),
-      ],
-    });
+    const r = cluster(
+      { vxlanMode: 'Always' },
+      {
+        extraPools: [
+          pool('no-nat', '10.250.0.0/16'),
+          pool('old', '172.16.0.0/12', { disabled: true }),
+          pool('old-nat', '10.9.0.0/16', { disabled: true, natOutgoing: true }),
+          pool('v6', 'fd00::/48', { blockSize: 122, natOutgoing: true }),
+        ],
+      },
+    );
     const p = planOverlay(r, A);
     expect(p.nat.allPools).toEqual(['10.244.0.0/16', '10.250.0.0/16', '172.16.0.0/12', '10.9.0.0/16', 'fd00::/48']);
     expect(p.nat.natPools).toEqual(['10.244.0.0/16', '10.9.0.0/16', 'fd00::/48']);

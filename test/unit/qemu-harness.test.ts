@@ -66,7 +66,7 @@ describe('scenarioProblems', () => {
 });
 
 describe('buildGuestBundles', () => {
-  it('bundles the multi-node runner into one file for the guest\'s Node 20', () => {
+  it("bundles the multi-node runner into one file for the guest's Node 20", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-bundle-'));
     try {
       buildGuestBundles(dir);
@@ -79,12 +79,21 @@ describe('buildGuestBundles', () => {
     }
   });
   it('fails with the entry point named when it cannot bundle', () => {
-    expect(() => buildGuestBundles(os.tmpdir(), { 'x.js': 'test/qemu/no-such-file.ts' })).toThrow(/cannot bundle test\/qemu\/no-such-file\.ts/);
+    expect(() => buildGuestBundles(os.tmpdir(), { 'x.js': 'test/qemu/no-such-file.ts' })).toThrow(
+      /cannot bundle test\/qemu\/no-such-file\.ts/,
+    );
   });
 });
 
 describe('disruption', () => {
-  const span = (replies: number[], start: number, end: number) => ({ value: undefined, sent: 0, received: replies.length, replies, start, end });
+  const span = (replies: number[], start: number, end: number) => ({
+    value: undefined,
+    sent: 0,
+    received: replies.length,
+    replies,
+    start,
+    end,
+  });
   it('is the longest gap between replies once the action started, with the gap before it as a baseline', () => {
     expect(disruption(span([0, 20, 45, 60, 80, 900, 920, 940], 70, 850))).toEqual({ gapMs: 820, baselineMs: 25 });
   });

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { Addr, formatIP, parseCidr, parseIP } from '../../ipam/addr';
-import { canonicalize, describeRangeSet, isGateway, Range, rangeSetContains, rangeSetsOverlap, RawRange, walkRangeSet } from '../../ipam/range';
+import { Addr, formatIP, parseCidr, parseIP } from '../../lib/net/addr';
+import {
+  canonicalize,
+  describeRangeSet,
+  isGateway,
+  Range,
+  rangeSetContains,
+  rangeSetsOverlap,
+  RawRange,
+  walkRangeSet,
+} from '../../ipam/range';
 
 const ip = (s: string): Addr => parseIP(s)!;
 const raw = (subnet: string, o: { start?: string; end?: string; gw?: string } = {}): RawRange => ({
@@ -50,7 +59,9 @@ describe('canonicalize', () => {
   });
 
   it('rejects fields outside the subnet and inverted ranges', () => {
-    expect(canonicalize(raw('10.0.0.0/24', { gw: '10.0.1.1' }))).toMatch(/gateway 10\.0\.1\.1 not in network 10\.0\.0\.0\/24/);
+    expect(canonicalize(raw('10.0.0.0/24', { gw: '10.0.1.1' }))).toMatch(
+      /gateway 10\.0\.1\.1 not in network 10\.0\.0\.0\/24/,
+    );
     expect(canonicalize(raw('10.0.0.0/24', { start: '10.0.1.1' }))).toMatch(/rangeStart/);
     expect(canonicalize(raw('10.0.0.0/24', { end: 'fd00::1' }))).toMatch(/rangeEnd/);
     expect(canonicalize(raw('10.0.0.0/24', { start: '10.0.0.9', end: '10.0.0.8' }))).toMatch(/after rangeEnd/);
@@ -76,7 +87,13 @@ describe('walkRangeSet', () => {
   });
 
   it('skips an explicit gateway in the middle of the range', () => {
-    expect(walk([range('10.0.0.0/29', { gw: '10.0.0.3' })])).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.4', '10.0.0.5', '10.0.0.6']);
+    expect(walk([range('10.0.0.0/29', { gw: '10.0.0.3' })])).toEqual([
+      '10.0.0.1',
+      '10.0.0.2',
+      '10.0.0.4',
+      '10.0.0.5',
+      '10.0.0.6',
+    ]);
   });
 
   it('moves across the ranges of a set in order, and wraps', () => {

@@ -6,7 +6,14 @@ import { expectCniError } from './cni-error';
 const full: Result = {
   interfaces: [
     { name: 'tab0123456789ab', mac: 'ee:ee:ee:ee:ee:ee', mtu: 1450 },
-    { name: 'eth0', mac: '02:00:00:00:00:01', mtu: 1450, sandbox: '/var/run/netns/c1', socketPath: '/s', pciID: '0000:00:01.0' },
+    {
+      name: 'eth0',
+      mac: '02:00:00:00:00:01',
+      mtu: 1450,
+      sandbox: '/var/run/netns/c1',
+      socketPath: '/s',
+      pciID: '0000:00:01.0',
+    },
   ],
   ips: [
     { interface: 1, address: '10.0.0.2/24', gateway: '10.0.0.1' },
@@ -121,7 +128,7 @@ describe('appendResult', () => {
     expect(appendResult(undefined, add)).toBe(add);
   });
 
-  it('re-indexes the addition\'s interfaces after the previous ones', () => {
+  it("re-indexes the addition's interfaces after the previous ones", () => {
     const prev: Result = {
       interfaces: [{ name: 'a' }, { name: 'b', sandbox: '/ns' }],
       ips: [{ interface: 1, address: '10.1.0.2/24' }],
@@ -146,12 +153,17 @@ describe('appendResult', () => {
     expect(add.ips![0].interface).toBe(1); // input not mutated
   });
 
-  it('takes the addition\'s dns when the previous has none', () => {
+  it("takes the addition's dns when the previous has none", () => {
     expect(appendResult({ dns: {} }, { dns: { search: ['x'] } }).dns).toEqual({ search: ['x'] });
   });
 });
 
 it('CniError serialises with cniVersion, code, msg and optional details', () => {
-  expect(new CniError(7, 'bad', 'more').toJSON('1.0.0')).toEqual({ cniVersion: '1.0.0', code: 7, msg: 'bad', details: 'more' });
+  expect(new CniError(7, 'bad', 'more').toJSON('1.0.0')).toEqual({
+    cniVersion: '1.0.0',
+    code: 7,
+    msg: 'bad',
+    details: 'more',
+  });
   expect(new CniError(7, 'bad').toJSON('1.0.0')).toEqual({ cniVersion: '1.0.0', code: 7, msg: 'bad' });
 });

@@ -23,7 +23,11 @@ describe('parseConfig', () => {
   });
 
   it.each(['0.5.0', '1.2.0', '2.0.0', 'abc'])('rejects unknown version %j with code 1', (v) => {
-    expectCniError(() => parseConfig(JSON.stringify({ cniVersion: v, name: 'n' }), true), 1, /incompatible CNI versions/);
+    expectCniError(
+      () => parseConfig(JSON.stringify({ cniVersion: v, name: 'n' }), true),
+      1,
+      /incompatible CNI versions/,
+    );
   });
 
   it.each([undefined, '', 'bad name', '-net', 'a/b', 42])('rejects network name %j with code 7', (name) => {

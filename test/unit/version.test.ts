@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { compareVersions, isSupported, requireCommandVersion, requireSupported, SUPPORTED_VERSIONS } from '../../lib/cni/version';
+import {
+  compareVersions,
+  isSupported,
+  requireCommandVersion,
+  requireSupported,
+  SUPPORTED_VERSIONS,
+} from '../../lib/cni/version';
 import { expectCniError } from './cni-error';
 
 describe('compareVersions', () => {

@@ -30,25 +30,38 @@ describe('veth alias', () => {
     expect(parseVethAlias(vethAlias(owner))).toEqual(owner);
   });
 
-  it.each([undefined, '', 'calico', 'tabby:', 'tabby:net:c1', 'tabby::c1:eth0', 'xtabby:net:c1:eth0'])('rejects %j', (a) => {
-    expect(parseVethAlias(a)).toBeUndefined();
-  });
+  it.each([undefined, '', 'calico', 'tabby:', 'tabby:net:c1', 'tabby::c1:eth0', 'xtabby:net:c1:eth0'])(
+    'rejects %j',
+    (a) => {
+      expect(parseVethAlias(a)).toBeUndefined();
+    },
+  );
 });
 
 describe('podRoutes', () => {
   it('gives a default route per family through the link-local gateway', () => {
-    expect(podRoutes({ addresses: [{ ip: '10.0.0.2', family: 4 }, { ip: 'fd00::2', family: 6 }], routes: [] })).toEqual([
+    expect(
+      podRoutes({
+        addresses: [
+          { ip: '10.0.0.2', family: 4 },
+          { ip: 'fd00::2', family: 6 },
+        ],
+        routes: [],
+      }),
+    ).toEqual([
       { dst: '0.0.0.0/0', gw: GATEWAY_V4 },
       { dst: '::/0', gw: GATEWAY_V6 },
     ]);
     expect(GATEWAY_V4).toBe('169.254.1.1');
   });
 
-  it('adds configured routes of the pod\'s families only, once each', () => {
-    expect(podRoutes({
-      addresses: [{ ip: '10.0.0.2', family: 4 }],
-      routes: ['10.96.0.0/12', 'fd00::/8', '0.0.0.0/0', '10.96.0.0/12'],
-    })).toEqual([
+  it("adds configured routes of the pod's families only, once each", () => {
+    expect(
+      podRoutes({
+        addresses: [{ ip: '10.0.0.2', family: 4 }],
+        routes: ['10.96.0.0/12', 'fd00::/8', '0.0.0.0/0', '10.96.0.0/12'],
+      }),
+    ).toEqual([
       { dst: '0.0.0.0/0', gw: GATEWAY_V4 },
       { dst: '10.96.0.0/12', gw: GATEWAY_V4 },
     ]);

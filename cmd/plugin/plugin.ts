@@ -1,13 +1,23 @@
 import * as fs from 'node:fs';
-import { CniError, Code } from '../lib/cni/errors';
-import { Plugin, Request } from '../lib/cni/skel';
-import { appendResult, Result } from '../lib/cni/result';
-import { log } from '../lib/log';
-import { ClusterConf, NetConf, parseNetConf, validAttachments, validMtu } from '../conf/netconf';
-import { ipamClient } from '../ipam/client';
-import { hostMtu } from '../lib/dataplane/links';
-import { hostVethName, PodAddress, PodWiring, WiredPod, gatewayFor, podRoutes, unwirePod, wirePod } from '../lib/dataplane/veth';
-import type { ClusterContext } from '../lib/cluster/context';
+import { CniError, Code } from '../../lib/cni/errors';
+import { Plugin, Request } from '../../lib/cni/skel';
+import { appendResult, Result } from '../../lib/cni/result';
+import { log } from '../../lib/log';
+import { ClusterConf, NetConf, parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
+import { ipamClient } from '../../ipam/client';
+import { hostMtu } from '../../lib/dataplane/links';
+import {
+  hostVethName,
+  PodAddress,
+  PodWiring,
+  WiredPod,
+  gatewayFor,
+  podRoutes,
+  unwirePod,
+  wirePod,
+} from '../../lib/dataplane/veth';
+import type { ClusterContext } from '../../lib/cluster/context';
+import { ipamOf } from '../../lib/cluster/snapshot';
 import { checkPod } from './check';
 import { collectGarbage } from './gc';
 
@@ -15,7 +25,7 @@ import { collectGarbage } from './gc';
 
 /** The cluster code (datastore, overlay, NAT) is loaded only for a config with a `cluster` file. */
 async function clusterContext(conf: ClusterConf): Promise<ClusterContext> {
-  const { ClusterContext } = await import('../lib/cluster/context');
+  const { ClusterContext } = await import('../../lib/cluster/context');
   return new ClusterContext(conf);
 }
 
@@ -27,7 +37,8 @@ function loadConf(req: Request): NetConf {
 }
 
 function requireNetns(netns: string): void {
-  if (!fs.existsSync(netns)) throw new CniError(Code.InvalidEnvironment, `CNI_NETNS: network namespace ${netns} does not exist`);
+  if (!fs.existsSync(netns))
+    throw new CniError(Code.InvalidEnvironment, `CNI_NETNS: network namespace ${netns} does not exist`);
 }
 
 /** What the pod gets, from what IPAM handed out. */
@@ -36,7 +47,8 @@ function planWiring(req: Request, conf: NetConf, ipam: Result, mtu: number): Pod
     const ip = c.address.split('/')[0];
     return { ip, family: ip.includes(':') ? 6 : 4 };
   });
-  if (addresses.length === 0) throw new CniError(Code.InvalidNetworkConfig, `IPAM plugin ${conf.ipamType} returned no IP addresses`);
+  if (addresses.length === 0)
+    throw new CniError(Code.InvalidNetworkConfig, `IPAM plugin ${conf.ipamType} returned no IP addresses`);
   return {
     netns: req.env.netns,
     ifname: req.env.ifname,
@@ -69,16 +81,18 @@ export const tabbyPlugin: Plugin = {
   async add(req) {
     const conf = loadConf(req);
     requireNetns(req.env.netns);
-    const cluster = conf.cluster && (await clusterContext(conf.cluster));
     // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
-    if (cluster) await cluster.ensure();
-    const ipam = ipamClient(req, conf.ipamType, cluster ? await cluster.ipam() : undefined);
+    // With an agent running this only reads the node's snapshot.
+    const node = conf.cluster && (await (await clusterContext(conf.cluster)).ensureOverlay());
+    const ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
     const addresses = await ipam.add();
     try {
-      const mtu = conf.mtu || (cluster ? await cluster.autoMtu() : hostMtu());
+      const mtu = conf.mtu || (node ? node.mtu : hostMtu());
       const wiring = planWiring(req, conf, addresses, mtu);
       const wired = await wirePod(wiring);
-      log.info(`wired ${wiring.hostVeth} <-> ${wiring.ifname} in ${wiring.netns}: ${wiring.addresses.map((a) => a.ip).join(', ')} mtu ${wiring.mtu}`);
+      log.info(
+        `wired ${wiring.hostVeth} <-> ${wiring.ifname} in ${wiring.netns}: ${wiring.addresses.map((a) => a.ip).join(', ')} mtu ${wiring.mtu}`,
+      );
       return appendResult(conf.prevResult, podResult(wiring, wired, conf, addresses));
     } catch (e) {
       await ipam.del().catch((d) => log.error(`rollback: IPAM DEL failed: ${(d as Error).message}`));
@@ -96,7 +110,8 @@ export const tabbyPlugin: Plugin = {
 
   async check(req) {
     const conf = loadConf(req);
-    if (!conf.prevResult) throw new CniError(Code.InvalidNetworkConfig, 'CHECK needs prevResult, and the config has none');
+    if (!conf.prevResult)
+      throw new CniError(Code.InvalidNetworkConfig, 'CHECK needs prevResult, and the config has none');
     requireNetns(req.env.netns);
     await ipamClient(req, conf.ipamType).check();
     await checkPod(req.env, conf.prevResult);
@@ -112,7 +127,7 @@ export const tabbyPlugin: Plugin = {
     let blocks;
     if (conf.cluster) {
       try {
-        blocks = await (await clusterContext(conf.cluster)).ipam();
+        blocks = await (await clusterContext(conf.cluster)).nodeIpam();
       } catch (e) {
         throw new CniError(Code.NotAvailable, `cluster datastore unusable: ${(e as Error).message}`);
       }

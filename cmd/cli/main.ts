@@ -1,16 +1,17 @@
-import { ABOUT, TABBY_VERSION } from '../lib/about';
-import { SUPPORTED_VERSIONS } from '../lib/cni/version';
-import { CliCommand, UsageError } from './cli-command';
-import { planCommand, reconcileCommand, statusCommand } from './cluster-cli';
+import { ABOUT, TABBY_VERSION } from '../../lib/about';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
+import { CliCommand, UsageError } from './command';
+import { planCommand, reconcileCommand, statusCommand } from './cluster';
 import { installCommand } from './install';
-import { ipamCommand } from './ipam-cli';
+import { agentCommand } from './agent';
+import { ipamCommand } from './ipam';
 
 /** tabby without CNI_COMMAND: a small command line for people. Each command registers itself below. */
 
-export { CliCommand, UsageError } from './cli-command';
+export { CliCommand, UsageError } from './command';
 
 const version: CliCommand = {
-  usage: ['version [--json]              print tabby\'s version and the CNI spec versions it speaks'],
+  usage: ["version [--json]              print tabby's version and the CNI spec versions it speaks"],
   run(args) {
     if (args.includes('--json')) {
       process.stdout.write(JSON.stringify({ version: TABBY_VERSION, cniVersions: SUPPORTED_VERSIONS }) + '\n');
@@ -29,7 +30,16 @@ const help: CliCommand = {
   },
 };
 
-export const COMMANDS: Record<string, CliCommand> = { version, help, plan: planCommand, reconcile: reconcileCommand, status: statusCommand, install: installCommand, ipam: ipamCommand };
+export const COMMANDS: Record<string, CliCommand> = {
+  version,
+  help,
+  plan: planCommand,
+  reconcile: reconcileCommand,
+  status: statusCommand,
+  install: installCommand,
+  ipam: ipamCommand,
+  agent: agentCommand,
+};
 
 function helpText(): string {
   const lines = Object.values(COMMANDS).flatMap((c) => c.usage.map((u) => `  tabby ${u}`));

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import { configError } from '../lib/cni/errors';
 import { DNS, Route } from '../lib/cni/result';
 import { CniEnv } from '../lib/cni/env';
-import { Addr, Cidr, formatCidr, formatIP, parseCidr, parseIP } from '../ipam/addr';
-import { canonicalize, describeRangeSet, RangeSet, rangesOverlap, rangeSetsOverlap, Range } from '../ipam/range';
-import { isObj, join, Obj, optArr, optObj, optStr, reqStr } from './fields';
+import { Addr, Cidr, formatCidr, formatIP, parseCidr, parseIP } from '../lib/net/addr';
+import { canonicalize, describeRangeSet, RangeSet, rangesOverlap, rangeSetsOverlap, Range } from './range';
+import { isObj, join, Obj, optArr, optObj, optStr, reqStr } from '../conf/fields';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
@@ -56,7 +56,8 @@ function parseRangeSet(raw: unknown, path: string): RangeSet {
   const set = raw.map((r, i) => parseRange(r, join(path, i)));
   for (let i = 0; i < set.length; i++) {
     for (let j = 0; j < i; j++) {
-      if (set[i].subnet.ip.family !== set[j].subnet.ip.family) throw configError(path, 'ranges in one rangeset must share an address family');
+      if (set[i].subnet.ip.family !== set[j].subnet.ip.family)
+        throw configError(path, 'ranges in one rangeset must share an address family');
       if (rangesOverlap(set[i], set[j])) throw configError(join(path, i), `overlaps range ${j} of the same rangeset`);
     }
   }
@@ -88,10 +89,18 @@ export function parseResolvConf(file: string): DNS {
     const f = line.trim().split(/\s+/);
     if (f.length < 2 || f[0].startsWith('#') || f[0].startsWith(';')) continue;
     switch (f[0]) {
-      case 'nameserver': (dns.nameservers ??= []).push(f[1]); break;
-      case 'domain': dns.domain = f[1]; break;
-      case 'search': (dns.search ??= []).push(...f.slice(1)); break;
-      case 'options': (dns.options ??= []).push(...f.slice(1)); break;
+      case 'nameserver':
+        (dns.nameservers ??= []).push(f[1]);
+        break;
+      case 'domain':
+        dns.domain = f[1];
+        break;
+      case 'search':
+        (dns.search ??= []).push(...f.slice(1));
+        break;
+      case 'options':
+        (dns.options ??= []).push(...f.slice(1));
+        break;
     }
   }
   return dns;
@@ -119,7 +128,9 @@ function requestedIPs(config: Obj, env: CniEnv): Addr[] {
 /** One rangeset per address family from a node's blocks; each block's first address (its gateway) is skipped. */
 export function rangeSetsFromBlocks(blocks: Cidr[]): RangeSet[] {
   return ([4, 6] as const)
-    .map((fam) => blocks.filter((b) => b.ip.family === fam).map((b, i) => parseRange({ subnet: formatCidr(b) }, `block ${i}`)))
+    .map((fam) =>
+      blocks.filter((b) => b.ip.family === fam).map((b, i) => parseRange({ subnet: formatCidr(b) }, `block ${i}`)),
+    )
     .filter((set) => set.length > 0);
 }
 
@@ -137,14 +148,23 @@ export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): 
     rangeSets.push(parseRangeSet(rs, `runtimeConfig.ipRanges[${i}]`));
   }
   if (ipam.subnet !== undefined) {
-    rangeSets.push([parseRange({ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }, 'ipam')]);
+    rangeSets.push([
+      parseRange(
+        { subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway },
+        'ipam',
+      ),
+    ]);
   }
-  for (const [i, rs] of (optArr(ipam, 'ranges', 'ipam') ?? []).entries()) rangeSets.push(parseRangeSet(rs, `ipam.ranges[${i}]`));
+  for (const [i, rs] of (optArr(ipam, 'ranges', 'ipam') ?? []).entries())
+    rangeSets.push(parseRangeSet(rs, `ipam.ranges[${i}]`));
   if (rangeSets.length === 0 && cluster) rangeSets.push(...rangeSetsFromBlocks(cluster.blocks));
   for (let i = 0; i < rangeSets.length; i++) {
     for (let j = 0; j < i; j++) {
       if (rangeSetsOverlap(rangeSets[i], rangeSets[j])) {
-        throw configError('ipam.ranges', `rangeset ${describeRangeSet(rangeSets[i])} overlaps rangeset ${describeRangeSet(rangeSets[j])}`);
+        throw configError(
+          'ipam.ranges',
+          `rangeset ${describeRangeSet(rangeSets[i])} overlaps rangeset ${describeRangeSet(rangeSets[j])}`,
+        );
       }
     }
   }

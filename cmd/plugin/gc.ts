@@ -1,9 +1,9 @@
-import { log } from '../lib/log';
-import { NetConf } from '../conf/netconf';
-import { IpamClient } from '../ipam/client';
-import { gcError } from '../ipam/ipam';
-import { Attachment } from '../ipam/store';
-import { hostVethName, listHostVeths, unwirePod } from '../lib/dataplane/veth';
+import { log } from '../../lib/log';
+import { NetConf } from '../../conf/netconf';
+import { IpamClient } from '../../ipam/client';
+import { gcError } from '../../ipam/ipam';
+import { Attachment } from '../../lib/cni/attachment';
+import { hostVethName, listHostVeths, unwirePod } from '../../lib/dataplane/veth';
 
 const key = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
 

@@ -16,3 +16,16 @@ export function flagValue(args: string[], name: string): string | undefined {
   if (v === undefined || v.startsWith('--')) throw new UsageError(`${name} needs a value`);
   return v;
 }
+
+/** Rows as aligned columns (two spaces apart; the last column is not padded). */
+export function table(rows: string[][]): string {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, UsageError } from './cli-command';
-import { ID_RE } from '../lib/cni/env';
+import { CliCommand, UsageError } from './command';
+import { ID_RE } from '../../lib/cni/env';
+import { replaceAtomically, symlinkAtomic, writeAtomic } from '../../lib/fs';
 
 /**
  * `tabby install`: puts tabby on a node the way runtimes look for it. The executable goes into a CNI
@@ -74,15 +74,19 @@ export function parseInstallArgs(args: string[]): { opts: InstallOptions; watchS
     if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
     got[flag.key] = v;
   }
-  if (typeof got.conflist !== 'string') throw new UsageError('--conflist FILE is required: the network configuration to install');
+  if (typeof got.conflist !== 'string')
+    throw new UsageError('--conflist FILE is required: the network configuration to install');
   const confName = (got.confName as string | undefined) ?? DEFAULT_CONF_NAME;
   if (confName.includes('/') || !CNI_CONF_EXTENSIONS.some((e) => confName.endsWith(e))) {
-    throw new UsageError(`--name must be a plain file name ending in ${CNI_CONF_EXTENSIONS.join(', ')}, got "${confName}"`);
+    throw new UsageError(
+      `--name must be a plain file name ending in ${CNI_CONF_EXTENSIONS.join(', ')}, got "${confName}"`,
+    );
   }
   let watchSeconds: number | undefined;
   if (got.watch !== undefined) {
     watchSeconds = Number(got.watch);
-    if (!Number.isFinite(watchSeconds) || watchSeconds <= 0) throw new UsageError(`--watch needs a positive number of seconds, got "${got.watch}"`);
+    if (!Number.isFinite(watchSeconds) || watchSeconds <= 0)
+      throw new UsageError(`--watch needs a positive number of seconds, got "${got.watch}"`);
   }
   return {
     opts: {
@@ -130,11 +134,13 @@ export function validateConflist(text: string, where: string): string[] {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error(`${where}: not a JSON object`);
   const d = doc as Record<string, unknown>;
-  if (typeof d.name !== 'string' || !ID_RE.test(d.name)) throw new Error(`${where}: "name" must be a valid network name, got ${JSON.stringify(d.name)}`);
+  if (typeof d.name !== 'string' || !ID_RE.test(d.name))
+    throw new Error(`${where}: "name" must be a valid network name, got ${JSON.stringify(d.name)}`);
   if (typeof d.cniVersion !== 'string' || d.cniVersion === '') {
     throw new Error(`${where}: "cniVersion" is required (runtimes built on libcni before 1.2 ignore "cniVersions")`);
   }
-  if (!Array.isArray(d.plugins) || d.plugins.length === 0) throw new Error(`${where}: "plugins" must be a non-empty list`);
+  if (!Array.isArray(d.plugins) || d.plugins.length === 0)
+    throw new Error(`${where}: "plugins" must be a non-empty list`);
   const types = d.plugins.map((p, i) => {
     if (typeof p !== 'object' || p === null || typeof (p as { type?: unknown }).type !== 'string') {
       throw new Error(`${where}: plugins[${i}] has no "type"`);
@@ -156,69 +162,12 @@ function ownsConfig(text: string): { ours: boolean; what: string } {
   }
 }
 
-const tmpName = (dest: string): string =>
-  path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`);
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    /* not every filesystem lets a directory be fsynced */
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-/**
- * Puts a file in place so that no reader ever sees half of it: `fill` writes a temp file beside `dest`,
- * which is synced and renamed over it (a running executable keeps its old inode, so no ETXTBSY).
- */
-function replaceAtomically(dest: string, fill: (tmp: string) => void): void {
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = tmpName(dest);
-  try {
-    fill(tmp);
-    const fd = fs.openSync(tmp, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, dest);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncDir(path.dirname(dest));
-}
-
-/** Writes `data` to `dest` atomically (write, then rename), with `mode`. */
-export function writeAtomic(dest: string, data: Buffer | string, mode: number): void {
-  replaceAtomically(dest, (tmp) => {
-    fs.writeFileSync(tmp, data, { flag: 'wx', mode });
-    fs.chmodSync(tmp, mode);
-  });
-}
-
 /** Copies an executable into place atomically. */
 function copyExecutable(src: string, dest: string): void {
   replaceAtomically(dest, (tmp) => {
     fs.copyFileSync(src, tmp);
     fs.chmodSync(tmp, 0o755);
   });
-}
-
-function symlinkAtomic(target: string, dest: string): void {
-  const tmp = tmpName(dest);
-  fs.symlinkSync(target, tmp);
-  try {
-    fs.renameSync(tmp, dest);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 function readIfExists(file: string): Buffer | undefined {
@@ -243,7 +192,8 @@ function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: B
   const old = readIfExists(dest);
   if (old !== undefined && !o.force) {
     const owner = ownsConfig(old.toString('utf8'));
-    if (!owner.ours) throw new Error(`${dest} exists and is not tabby's (${owner.what}); refusing to overwrite it without --force`);
+    if (!owner.ours)
+      throw new Error(`${dest} exists and is not tabby's (${owner.what}); refusing to overwrite it without --force`);
   }
   return { dest, body: text.endsWith('\n') ? text : text + '\n', old };
 }
@@ -278,7 +228,9 @@ export function installConfig(o: InstallOptions): string[] {
     .filter((f) => !f.startsWith('.') && CNI_CONF_EXTENSIONS.some((e) => f.endsWith(e)))
     .sort()[0];
   if (first !== undefined && first !== o.confName) {
-    done.push(`warning: ${path.join(o.confDir, first)} sorts before ${o.confName}: runtimes that use the first config (containerd) will use it, not tabby`);
+    done.push(
+      `warning: ${path.join(o.confDir, first)} sorts before ${o.confName}: runtimes that use the first config (containerd) will use it, not tabby`,
+    );
   }
   return done;
 }
@@ -338,7 +290,9 @@ it, so a runtime never reads half a file and a running plugin keeps its executab
 `;
 
 export const installCommand: CliCommand = {
-  usage: ['install --conflist FILE [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--force]  put tabby on this node (install --help)'],
+  usage: [
+    'install --conflist FILE [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--force]  put tabby on this node (install --help)',
+  ],
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(INSTALL_HELP);

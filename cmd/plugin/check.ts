@@ -1,7 +1,7 @@
-import { CniError, Code } from '../lib/cni/errors';
-import { CniEnv } from '../lib/cni/env';
-import { Result } from '../lib/cni/result';
-import { hostVethName, HOST_VETH_MAC, inspectPod } from '../lib/dataplane/veth';
+import { CniError, Code } from '../../lib/cni/errors';
+import { CniEnv } from '../../lib/cni/env';
+import { Result } from '../../lib/cni/result';
+import { hostVethName, HOST_VETH_MAC, inspectPod } from '../../lib/dataplane/veth';
 
 const fail = (what: string): never => {
   throw new CniError(Code.CheckFailed, `CHECK failed: ${what}`);
@@ -21,7 +21,8 @@ export async function checkPod(env: CniEnv, prev: Result): Promise<void> {
 
   if (!state.pod) fail(`interface ${env.ifname} is missing from ${env.netns}`);
   const pod = state.pod!;
-  if (pod.linkinfo?.info_kind !== 'veth') fail(`interface ${env.ifname} is a ${pod.linkinfo?.info_kind ?? 'non-veth'} device, not a veth`);
+  if (pod.linkinfo?.info_kind !== 'veth')
+    fail(`interface ${env.ifname} is a ${pod.linkinfo?.info_kind ?? 'non-veth'} device, not a veth`);
   if (expected.mac && pod.address?.toLowerCase() !== expected.mac.toLowerCase()) {
     fail(`interface ${env.ifname} has MAC ${pod.address}, prevResult says ${expected.mac}`);
   }
@@ -40,7 +41,8 @@ export async function checkPod(env: CniEnv, prev: Result): Promise<void> {
   }
 
   if (!state.host) fail(`host veth ${hostVeth} is missing`);
-  if (state.host!.address !== HOST_VETH_MAC) fail(`host veth ${hostVeth} has MAC ${state.host!.address}, expected ${HOST_VETH_MAC}`);
+  if (state.host!.address !== HOST_VETH_MAC)
+    fail(`host veth ${hostVeth} has MAC ${state.host!.address}, expected ${HOST_VETH_MAC}`);
   for (const ip of ours) {
     const addr = ip.address.split('/')[0];
     if (!state.hostRoutes.some((s) => s.dst === addr)) fail(`host route ${addr} dev ${hostVeth} is missing`);

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, flagValue, UsageError } from './cli-command';
-import { DEFAULT_DATA_DIR } from '../conf/ipam';
-import { formatIP, parseIP } from '../ipam/addr';
-import { DiskStore } from '../ipam/disk-store';
-import { Reservation } from '../ipam/store';
-import { hostVethName, listHostVeths } from '../lib/dataplane/veth';
+import { CliCommand, flagValue, table, UsageError } from './command';
+import { DEFAULT_DATA_DIR } from '../../ipam/config';
+import { formatIP, parseIP } from '../../lib/net/addr';
+import { DiskStore } from '../../ipam/disk-store';
+import { Reservation } from '../../ipam/store';
+import { hostVethName, listHostVeths } from '../../lib/dataplane/veth';
 
 /**
  * `tabby ipam list|release|check`: the reservations in a data directory (host-local's format, so
@@ -37,7 +37,11 @@ function parseOpts(args: string[]): Opts {
 function networks(o: Opts): string[] {
   if (o.network !== undefined) return [o.network];
   try {
-    return fs.readdirSync(o.dataDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    return fs
+      .readdirSync(o.dataDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new Error(`cannot read data directory ${o.dataDir}: ${(e as Error).message}`);
@@ -56,7 +60,10 @@ const ipOrder = (a: string, b: string): number => {
 
 function reservations(o: Opts): Row[] {
   return networks(o).flatMap((network) =>
-    new DiskStore(o.dataDir, network).list(true).map((r) => ({ network, ...r })).sort((a, b) => ipOrder(a.ip, b.ip)),
+    new DiskStore(o.dataDir, network)
+      .list(true)
+      .map((r) => ({ network, ...r }))
+      .sort((a, b) => ipOrder(a.ip, b.ip)),
   );
 }
 
@@ -78,18 +85,21 @@ function toJson(r: Row, extra: Record<string, unknown> = {}): Record<string, unk
     ip: r.ip,
     containerId: r.containerId,
     ifname: r.ifname,
-    ...(r.since !== undefined ? { since: new Date(r.since).toISOString(), ageSeconds: Math.floor((now() - r.since) / 1000) } : {}),
+    ...(r.since !== undefined
+      ? { since: new Date(r.since).toISOString(), ageSeconds: Math.floor((now() - r.since) / 1000) }
+      : {}),
     ...extra,
   };
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ').trimEnd()).join('\n') + '\n';
-}
-
 const HEADER = ['NETWORK', 'IP', 'CONTAINER', 'INTERFACE', 'AGE'];
-const cells = (r: Row): string[] => [r.network, r.ip, r.containerId || '-', r.ifname || '-', r.since !== undefined ? formatAge(now() - r.since) : '-'];
+const cells = (r: Row): string[] => [
+  r.network,
+  r.ip,
+  r.containerId || '-',
+  r.ifname || '-',
+  r.since !== undefined ? formatAge(now() - r.since) : '-',
+];
 const where = (o: Opts): string => (o.network !== undefined ? `network ${o.network} of ${o.dataDir}` : o.dataDir);
 
 function list(o: Opts): number {
@@ -97,7 +107,7 @@ function list(o: Opts): number {
   const rows = reservations(o);
   if (o.json) process.stdout.write(JSON.stringify(rows.map((r) => toJson(r))) + '\n');
   else if (rows.length === 0) process.stdout.write(`no reservations in ${where(o)}\n`);
-  else process.stdout.write(table([HEADER, ...rows.map(cells)]));
+  else process.stdout.write(table([HEADER, ...rows.map(cells)]) + '\n');
   return 0;
 }
 
@@ -108,7 +118,8 @@ async function release(o: Opts): Promise<number> {
   const ip = formatIP(addr); // host-local's file name for it
   const holders = networks(o).filter((n) => fs.existsSync(path.join(o.dataDir, n, ip)));
   if (holders.length === 0) throw new Error(`${ip} is not reserved in ${where(o)}`);
-  if (holders.length > 1) throw new Error(`${ip} is reserved in networks ${holders.join(', ')}: say which with --network`);
+  if (holders.length > 1)
+    throw new Error(`${ip} is reserved in networks ${holders.join(', ')}: say which with --network`);
   const network = holders[0];
   const store = new DiskStore(o.dataDir, network);
   const gone = await store.withLock(() => {
@@ -119,11 +130,18 @@ async function release(o: Opts): Promise<number> {
   const veth = gone.ifname ? hostVethName(gone.containerId, gone.ifname) : undefined;
   const live = veth !== undefined && (await listHostVeths()).some((v) => v.name === veth);
   if (o.json) {
-    process.stdout.write(JSON.stringify({ released: toJson(gone, veth ? { hostVeth: veth, hostVethExists: live } : {}) }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ released: toJson(gone, veth ? { hostVeth: veth, hostVethExists: live } : {}) }) + '\n',
+    );
   } else {
-    process.stdout.write(`released ${ip} (container ${gone.containerId || '-'}, interface ${gone.ifname || '-'}) in network ${network}\n`);
+    process.stdout.write(
+      `released ${ip} (container ${gone.containerId || '-'}, interface ${gone.ifname || '-'}) in network ${network}\n`,
+    );
   }
-  if (live) process.stderr.write(`warning: host veth ${veth} of ${gone.containerId}/${gone.ifname} still exists: its pod may still use ${ip}\n`);
+  if (live)
+    process.stderr.write(
+      `warning: host veth ${veth} of ${gone.containerId}/${gone.ifname} still exists: its pod may still use ${ip}\n`,
+    );
   return 0;
 }
 
@@ -145,22 +163,28 @@ async function check(o: Opts): Promise<number> {
   const gone = judged.filter((j) => j.gone);
   const unknown = judged.filter((j) => j.veth === undefined);
   if (o.json) {
-    process.stdout.write(JSON.stringify({
-      checked: rows.length,
-      gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
-      unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
-      notChecked: skipped,
-    }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        checked: rows.length,
+        gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
+        unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
+        notChecked: skipped,
+      }) + '\n',
+    );
   } else {
     const out: string[] = [];
     if (gone.length === 0) out.push(`${rows.length} reservation(s) in ${where(o)}, none whose container is gone\n`);
     else {
-      out.push(`${gone.length} of ${rows.length} reservation(s) in ${where(o)} belong to containers that are gone (no host veth):\n`);
-      out.push(table([[...HEADER, 'HOST VETH'], ...gone.map((j) => [...cells(j.r), j.veth!])]));
+      out.push(
+        `${gone.length} of ${rows.length} reservation(s) in ${where(o)} belong to containers that are gone (no host veth):\n`,
+      );
+      out.push(table([[...HEADER, 'HOST VETH'], ...gone.map((j) => [...cells(j.r), j.veth!])]) + '\n');
       out.push('release them with `tabby ipam release IP --network N`, or have the runtime run CNI GC\n');
     }
-    for (const j of unknown) out.push(`cannot tell: ${j.r.ip} in ${j.r.network} (container ${j.r.containerId || '-'}) names no interface\n`);
-    for (const n of skipped) out.push(`not checked: network ${n} (no tabby interface names it; pass --network ${n} to check it)\n`);
+    for (const j of unknown)
+      out.push(`cannot tell: ${j.r.ip} in ${j.r.network} (container ${j.r.containerId || '-'}) names no interface\n`);
+    for (const n of skipped)
+      out.push(`not checked: network ${n} (no tabby interface names it; pass --network ${n} to check it)\n`);
     process.stdout.write(out.join(''));
   }
   return gone.length ? 1 : 0;
@@ -176,10 +200,14 @@ export const ipamCommand: CliCommand = {
     const [sub, ...rest] = args;
     const o = parseOpts(rest);
     switch (sub) {
-      case 'list': return list(o);
-      case 'release': return release(o);
-      case 'check': return check(o);
-      default: throw new UsageError(sub ? `unknown ipam command "${sub}"` : 'ipam needs a command: list, release or check');
+      case 'list':
+        return list(o);
+      case 'release':
+        return release(o);
+      case 'check':
+        return check(o);
+      default:
+        throw new UsageError(sub ? `unknown ipam command "${sub}"` : 'ipam needs a command: list, release or check');
     }
   },
 };

@@ -1,0 +1,86 @@
+// `tabby agent`: the node daemon. It holds the node's agent socket (one agent per node), serves
+// /healthz and /metrics, and runs the agent loop until SIGTERM or SIGINT, which stop it cleanly and
+// leave the dataplane in place, so pods keep working while the agent is upgraded.
+import * as net from 'node:net';
+import { CliCommand, flagValue, UsageError } from './command';
+import { clusterContextFromFlags } from './cluster';
+import { agentSocketName } from '../../lib/cluster/snapshot';
+import { parseListenAddr } from '../../lib/agent/http';
+import { log } from '../../lib/log';
+
+const DEFAULTS = { metricsAddr: '127.0.0.1:9099', resync: 90, datastoreGrace: 30 };
+
+function seconds(args: string[], name: string, fallback: number): number {
+  const v = flagValue(args, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}: must be a positive number of seconds, got "${v}"`);
+  return n;
+}
+
+/** Binds the agent socket of the state directory; fails when another agent holds it. */
+function holdAgentSocket(stateDir: string): Promise<net.Server> {
+  const name = agentSocketName(stateDir);
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((s) => s.end());
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new Error(`another tabby agent is already running for state directory ${stateDir}`)
+          : e,
+      ),
+    );
+    server.listen({ path: name, exclusive: true }, () => resolve(server));
+  });
+}
+
+export const agentCommand: CliCommand = {
+  usage: [
+    'agent --config CONFLIST [--metrics-addr HOST:PORT] [--resync SECONDS] [--datastore-grace SECONDS]',
+    "      [--cluster-source FILE]  keep this node's overlay current (the node daemon); with --cluster-source,",
+    "                              keep the conflist's cluster file a copy of FILE (a ConfigMap mount)",
+  ],
+  async run(args) {
+    const metricsAddr = flagValue(args, '--metrics-addr') ?? DEFAULTS.metricsAddr;
+    const listen = parseListenAddr(metricsAddr);
+    if (!listen) throw new UsageError(`--metrics-addr: expected HOST:PORT, got "${metricsAddr}"`);
+    const resyncSeconds = seconds(args, '--resync', DEFAULTS.resync);
+    const datastoreGraceSeconds = seconds(args, '--datastore-grace', DEFAULTS.datastoreGrace);
+    const ctx = clusterContextFromFlags(args);
+    const source = flagValue(args, '--cluster-source');
+    log.configure({ stderrLevel: 'info', context: 'agent' });
+
+    const lock = await holdAgentSocket(ctx.stateDirReady());
+    // loaded here, so that the other commands never load prom-client
+    const [{ NodeAgent }, { AgentMetrics }, { serveHttp }] = await Promise.all([
+      import('../../lib/agent/agent'),
+      import('../../lib/agent/metrics'),
+      import('../../lib/agent/http'),
+    ]);
+    const metrics = new AgentMetrics();
+    const agent = new NodeAgent(ctx, metrics, { resyncSeconds, datastoreGraceSeconds });
+    let server;
+    try {
+      server = await serveHttp(listen, agent, metrics);
+    } catch (e) {
+      lock.close();
+      throw new Error(`--metrics-addr ${metricsAddr}: ${(e as Error).message}`);
+    }
+    log.info(
+      `agent for node ${ctx.conf.nodeName} (${ctx.datastore.description}), health and metrics on ` +
+        `http://${metricsAddr}, full resync every ${resyncSeconds} s`,
+    );
+    const mirror = source ? (await import('../../lib/agent/mirror')).mirrorFile(source, ctx.conf.file) : undefined;
+    agent.start();
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info(`${signal}: stopping; the dataplane stays as applied`);
+    mirror?.close();
+    await agent.stop();
+    server.close();
+    lock.close();
+    return 0;
+  },
+};

@@ -1,0 +1,200 @@
+import * as fs from 'node:fs';
+import { CliCommand, flagValue as flag, table, UsageError } from './command';
+import { parseNetConf } from '../../conf/netconf';
+import { isObj, Obj } from '../../conf/fields';
+import { ClusterContext, NodeMode } from '../../lib/cluster/context';
+import { OverlayPlan } from '../../lib/cluster/plan';
+import { formatCidr } from '../../lib/net/addr';
+import { blocksOf, poolOf } from '../../lib/cluster/identity';
+import { log } from '../../lib/log';
+
+/** `tabby plan`, `tabby reconcile`, `tabby status`: the cluster overlay, for people. */
+
+/** The tabby entry of a conflist (or a single plugin config), with the list's name and version, as a runtime passes it. */
+export function loadPluginConfig(file: string): Obj {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (!isObj(doc)) throw new Error(`${file}: not a JSON object`);
+  const plugins = Array.isArray(doc.plugins) ? doc.plugins : [doc];
+  const entry = plugins.find((p) => isObj(p) && p.type === 'tabby');
+  if (!isObj(entry)) throw new Error(`${file}: no plugin of type "tabby"`);
+  return { ...entry, name: doc.name, cniVersion: doc.cniVersion ?? entry.cniVersion };
+}
+
+/** The node's cluster context from `--config CONFLIST`. */
+export function clusterContextFromFlags(args: string[]): ClusterContext {
+  const file = flag(args, '--config');
+  if (!file) throw new UsageError('--config <conflist> is required');
+  const raw = loadPluginConfig(file);
+  const conf = parseNetConf(raw, String(raw.cniVersion ?? '1.1.0'));
+  if (!conf.cluster) throw new Error(`${file}: the tabby plugin has no "cluster" file configured`);
+  log.configure({ file: conf.logFile, level: conf.logLevel });
+  return new ClusterContext(conf.cluster);
+}
+
+function printPlan(p: OverlayPlan): void {
+  const out: string[] = [];
+  out.push(`node ${p.node.name}: ${p.node.address} on ${p.node.parent}, pod MTU ${p.mtu}`);
+  if (p.vxlan)
+    out.push(
+      `device ${p.vxlan.device}: VNI ${p.vxlan.vni}, port ${p.vxlan.port}, local ${p.vxlan.local}, parent ${p.vxlan.parent}, MAC ${p.vxlan.mac}, address ${p.vxlan.address ?? '-'}, mtu ${p.vxlan.mtu}`,
+    );
+  if (p.ipip) out.push(`device ${p.ipip.device}: address ${p.ipip.address ?? '-'}, mtu ${p.ipip.mtu}`);
+  out.push('', 'routes:');
+  out.push(
+    p.routes.length
+      ? table(
+          p.routes.map((r) => [
+            r.dst,
+            r.kind === 'blackhole' ? 'blackhole' : `via ${r.via} dev ${r.dev} onlink`,
+            `# ${r.reason}`,
+          ]),
+        )
+      : '  (none)',
+  );
+  if (p.fdb.length) out.push('', 'fdb:', table(p.fdb.map((f) => [f.mac, `dst ${f.dst}`, `# VTEP of ${f.peer}`])));
+  if (p.neighbours.length)
+    out.push(
+      '',
+      'neighbours:',
+      table(p.neighbours.map((n) => [n.ip, `lladdr ${n.mac}`, `# tunnel address of ${n.peer}`])),
+    );
+  out.push(
+    '',
+    `NAT: pools ${p.nat.allPools.join(', ') || '-'}; masquerade from ${p.nat.natPools.join(', ') || '(none)'}; host traffic out of ${p.nat.tunnelDevices.join(', ') || '(no tunnel)'}`,
+  );
+  for (const u of p.unreachable) out.push(`unreachable: ${u.peer} ${u.block}: ${u.reason}`);
+  for (const w of p.warnings) out.push(`warning: ${w}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+export const planCommand: CliCommand = {
+  usage: ['plan --config CONFLIST [--json]  what tabby would install on this node, and why (changes nothing)'],
+  async run(args) {
+    const plan = await clusterContextFromFlags(args).plan();
+    if (args.includes('--json')) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+    else printPlan(plan);
+    return 0;
+  },
+};
+
+export const reconcileCommand: CliCommand = {
+  usage: ['reconcile --config CONFLIST     apply the cluster file now: nodes joined or left, pools edited'],
+  async run(args) {
+    const { changes, nat } = await clusterContextFromFlags(args).reconcile();
+    if (args.includes('--json')) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
+    else
+      process.stdout.write(
+        changes.length
+          ? changes.map((c) => `changed: ${c}`).join('\n') + `\nNAT via ${nat}\n`
+          : `nothing to change (NAT via ${nat})\n`,
+      );
+    return 0;
+  },
+};
+
+function groupBy<T>(items: T[], key: (t: T) => string | undefined): Map<string | undefined, T[]> {
+  const out = new Map<string | undefined, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    const list = out.get(k);
+    if (list) list.push(t);
+    else out.set(k, [t]);
+  }
+  return out;
+}
+
+const MODE_TEXT: Record<NodeMode, string> = {
+  agent: 'agent (tabby agent keeps the overlay; pod starts read its snapshot)',
+  'agent-catching-up': 'agent, catching up with a datastore change',
+  'no-agent': 'no agent (each pod start brings the overlay up to date itself)',
+};
+
+export const statusCommand: CliCommand = {
+  usage: ['status --config CONFLIST [--json] this node, its pools and blocks, its peers and how each is reached'],
+  async run(args) {
+    const ctx = clusterContextFromFlags(args);
+    const r = await ctx.resources();
+    const plan = await ctx.plan();
+    const routesOf = groupBy(plan.routes, (x) => x.peer);
+    const unreachableOf = groupBy(plan.unreachable, (u) => u.peer);
+    const nodeOf = new Map(r.nodes.map((n) => [n.name, n]));
+    const peers = [...new Set(r.affinities.map((a) => a.node))]
+      .filter((n) => n !== plan.node.name)
+      .sort()
+      .map((name) => {
+        const routes = routesOf.get(name) ?? [];
+        const cannot = unreachableOf.get(name) ?? [];
+        const node = nodeOf.get(name);
+        return {
+          name,
+          address: node?.ipv4Address ? formatCidr(node.ipv4Address) : '-',
+          path: routes[0]?.kind ?? 'unreachable',
+          encapsulated: routes.some((x) => x.kind === 'vxlan' || x.kind === 'ipip'),
+          blocks: [...routes.map((x) => x.dst), ...cannot.map((u) => u.block)],
+          reason: routes[0]?.reason ?? cannot[0]?.reason ?? 'no blocks',
+        };
+      });
+    const status = {
+      mode: await ctx.mode(),
+      node: {
+        ...plan.node,
+        vxlan: plan.vxlan && { mac: plan.vxlan.mac, address: plan.vxlan.address },
+        ipip: plan.ipip && { address: plan.ipip.address },
+        mtu: plan.mtu,
+      },
+      datastore: ctx.datastore.description,
+      pools: r.pools.map((p) => ({
+        name: p.name,
+        cidr: formatCidr(p.cidr),
+        vxlanMode: p.vxlanMode,
+        ipipMode: p.ipipMode,
+        natOutgoing: p.natOutgoing,
+        disabled: p.disabled,
+        blockSize: p.blockSize,
+      })),
+      blocks: blocksOf(r, plan.node.name).map((b) => ({ cidr: formatCidr(b.cidr), pool: poolOf(r, b.cidr)?.name })),
+      peers,
+    };
+    if (args.includes('--json')) {
+      process.stdout.write(JSON.stringify(status, null, 2) + '\n');
+      return 0;
+    }
+    const out = [
+      `node ${plan.node.name}: ${plan.node.address} on ${plan.node.parent} (datastore: ${status.datastore})`,
+      `  mode: ${MODE_TEXT[status.mode]}`,
+      ...(plan.vxlan ? [`  VXLAN: VTEP ${plan.vxlan.mac}, tunnel address ${plan.vxlan.address ?? '-'}`] : []),
+      ...(plan.ipip ? [`  IPIP: tunnel address ${plan.ipip.address ?? '-'}`] : []),
+      `  pod MTU ${plan.mtu}`,
+      '',
+      'pools:',
+      table([
+        ['NAME', 'CIDR', 'VXLAN', 'IPIP', 'NAT', 'DISABLED'],
+        ...status.pools.map((p) => [
+          p.name,
+          p.cidr,
+          p.vxlanMode,
+          p.ipipMode,
+          String(p.natOutgoing),
+          String(p.disabled),
+        ]),
+      ]),
+      '',
+      `blocks of ${plan.node.name}: ${status.blocks.map((b) => `${b.cidr} (${b.pool})`).join(', ') || '(none)'}`,
+      '',
+      'peers:',
+      peers.length
+        ? table([
+            ['PEER', 'ADDRESS', 'PATH', 'ENCAPSULATED', 'WHY'],
+            ...peers.map((p) => [p.name, p.address, p.path, p.encapsulated ? 'yes' : 'no', p.reason]),
+          ])
+        : '  (none)',
+    ];
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  },
+};

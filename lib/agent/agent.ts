@@ -1,0 +1,175 @@
+// The node agent: keeps this node's overlay current, the way Felix does for Calico. It applies the
+// datastore once in full, then applies each change as a diff against what it applied last (work in
+// proportion to the change, not to the cluster), and every `resyncSeconds` diffs against the kernel
+// again to put back whatever something else removed. Work is serialised: one apply at a time, and
+// requests that arrive meanwhile are merged (a full resync covers an incremental one).
+import { ClusterContext } from '../cluster/context';
+import type { OverlayState } from '../dataplane/kernel';
+import type { NatPlan } from '../dataplane/nat';
+import { log } from '../log';
+import type { Health } from './http';
+import type { AgentMetrics, ApplyKind } from './metrics';
+import { watchFile, watchKernel, Watcher } from './watch';
+
+export interface AgentOptions {
+  /** Full resync period (Felix's route refresh is 90 s). */
+  resyncSeconds: number;
+  /** How long the datastore may stay unreadable before /healthz says so. */
+  datastoreGraceSeconds: number;
+}
+
+/** Events that arrive together (an editor's write, then its rename) are applied once. */
+const DEBOUNCE_MS = 20;
+const MAX_BACKOFF_MS = 30_000;
+
+export class NodeAgent implements Health {
+  private held?: OverlayState;
+  private heldNat?: NatPlan;
+  private revision?: string;
+  private ready = false;
+  private datastoreFailingSince?: number;
+  private lastError?: string;
+  private failures = 0;
+  private pending?: { kind: ApplyKind; reasons: string[] };
+  private timer?: NodeJS.Timeout;
+  private resyncTimer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private watchers: Watcher[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: ClusterContext,
+    private readonly metrics: AgentMetrics,
+    private readonly opts: AgentOptions,
+  ) {}
+
+  start(): void {
+    this.watchers.push(
+      watchFile(this.ctx.conf.file, () => this.request('incremental', 'cluster file changed')),
+      watchKernel((why) => this.request('full', why, 0)),
+    );
+    this.resyncTimer = setInterval(() => this.request('full', 'periodic resync', 0), this.opts.resyncSeconds * 1000);
+    this.request('full', 'start', 0);
+  }
+
+  /** Stops watching and waits for an apply in flight: the dataplane stays as it is. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const w of this.watchers) w.close();
+    clearTimeout(this.timer);
+    clearInterval(this.resyncTimer);
+    await this.running;
+  }
+
+  problem(): string | undefined {
+    if (!this.ready) return `no apply has succeeded yet${this.lastError ? ` (last error: ${this.lastError})` : ''}`;
+    const since = this.datastoreFailingSince;
+    if (since !== undefined && Date.now() - since > this.opts.datastoreGraceSeconds * 1000) {
+      return `datastore unreadable for ${Math.round((Date.now() - since) / 1000)} s: ${this.lastError}`;
+    }
+    return undefined;
+  }
+
+  /** Asks for an apply; merges with one already asked for. */
+  request(kind: ApplyKind, reason: string, delayMs = DEBOUNCE_MS): void {
+    if (this.stopped) return;
+    if (this.pending) {
+      if (kind === 'full') this.pending.kind = 'full';
+      if (!this.pending.reasons.includes(reason)) this.pending.reasons.push(reason);
+    } else {
+      this.pending = { kind, reasons: [reason] };
+    }
+    if (this.running) return; // the loop picks it up when the apply in flight ends
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.drain(), delayMs);
+  }
+
+  private drain(): void {
+    if (this.running || !this.pending || this.stopped) return;
+    const { kind, reasons } = this.pending;
+    this.pending = undefined;
+    this.running = this.step(kind, reasons.join(', ')).finally(() => {
+      this.running = undefined;
+      if (this.pending) this.timer = setTimeout(() => this.drain(), 0);
+    });
+  }
+
+  private async step(kind: ApplyKind, reason: string): Promise<void> {
+    const started = process.hrtime.bigint();
+    let revision: string;
+    try {
+      // The revision first, then the resources: a change made meanwhile shows as a new revision next time.
+      revision = await this.ctx.datastore.revision();
+      if (kind === 'incremental' && revision === this.revision && this.held) return;
+      this.ctx.forget();
+      await this.ctx.resources();
+    } catch (e) {
+      this.datastoreFailed(e as Error);
+      return;
+    }
+    this.datastoreFailingSince = undefined;
+    const incremental = kind === 'incremental' && this.held !== undefined;
+    try {
+      const applied = await this.ctx.apply(incremental ? { held: this.held, heldNat: this.heldNat } : {}, {
+        writtenBy: 'agent',
+        revision,
+        freshMtu: !incremental,
+      });
+      const changed = revision !== this.revision;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.recordApplied(incremental ? 'incremental' : 'full', applied.state, applied.plan.nat, seconds);
+      if (changed) this.metrics.lastChange.set(Date.now() / 1000);
+      this.metrics.peers.set(
+        new Set([...applied.plan.routes, ...applied.plan.unreachable].map((r) => r.peer).filter(Boolean)).size,
+      );
+      // A full apply over an unchanged datastore found the kernel different from what was applied: drift.
+      if (!incremental && !changed && this.ready && applied.changes.length) {
+        this.metrics.driftRepairs.inc(applied.changes.length);
+        log.warn(
+          `resync (${reason}) repaired ${applied.changes.length} drifted object(s): ${applied.changes.join('; ')}`,
+        );
+      } else {
+        log.info(
+          `${incremental ? 'incremental' : 'full'} apply (${reason}): ${applied.changes.length} change(s) in ` +
+            `${(seconds * 1000).toFixed(1)} ms`,
+        );
+      }
+      this.revision = revision;
+      this.ready = true;
+      this.metrics.ready.set(1);
+      this.failures = 0;
+      this.lastError = undefined;
+    } catch (e) {
+      this.metrics.applies.inc({ kind, result: 'error' });
+      this.lastError = (e as Error).message;
+      this.held = undefined; // what the kernel holds is no longer known: the retry reads it back
+      log.error(`${kind} apply (${reason}) failed: ${this.lastError}`);
+      this.retry(`retry after: ${this.lastError}`);
+    }
+  }
+
+  private recordApplied(kind: ApplyKind, state: OverlayState, nat: NatPlan, seconds: number): void {
+    this.held = state;
+    this.heldNat = nat;
+    this.metrics.applyDuration.observe({ kind }, seconds);
+    this.metrics.applies.inc({ kind, result: 'ok' });
+    this.metrics.routes.set(state.routes.length);
+    this.metrics.fdbEntries.set(state.fdb.length);
+    this.metrics.neighbours.set(state.neighbours.length);
+    this.metrics.lastApply.set(Date.now() / 1000);
+  }
+
+  /** The datastore could not be read: keep the dataplane as last applied, and try again with backoff. */
+  private datastoreFailed(e: Error): void {
+    this.metrics.datastoreErrors.inc();
+    this.datastoreFailingSince ??= Date.now();
+    this.lastError = e.message;
+    log.error(`datastore: ${e.message} (the dataplane stays as last applied)`);
+    this.retry('datastore retry');
+  }
+
+  private retry(reason: string): void {
+    const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** this.failures++);
+    setTimeout(() => this.request('full', reason, 0), delay).unref();
+  }
+}

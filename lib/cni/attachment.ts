@@ -1,0 +1,5 @@
+/** One CNI attachment: a container's interface, the unit that holds an address. */
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}
