@@ -1,6 +1,7 @@
 import { Cidr, formatCidr, hasHostBits, networkOf, overlaps, parseCidr, parseIP, Addr } from '../lib/net/addr';
 import { CniError, Code } from '../lib/cni/errors';
 import { isObj, Obj } from './fields';
+import { selectorProblem } from './selector';
 
 /**
  * Calico `projectcalico.org/v3` resources, as tabby reads them from a cluster file: IPPool, Node and
@@ -28,12 +29,22 @@ export interface IPPool {
 
 export interface NodeRecord {
   name: string;
+  /** metadata.labels: what IPPool nodeSelectors match. */
+  labels?: Record<string, string>;
   /** The node's address with its subnet prefix (CrossSubnet reads the prefix). */
   ipv4Address?: Cidr;
   ipv6Address?: Cidr;
   ipv4VXLANTunnelAddr?: Addr;
   vxlanTunnelMACAddr?: string;
   ipv4IPIPTunnelAddr?: Addr;
+}
+
+/** Calico's IPAMConfiguration `default` (tabby reads `maxBlocksPerHost`; 0 means Calico's 20). */
+export interface IpamConfigRecord {
+  name: string;
+  maxBlocksPerHost: number;
+  strictAffinity: boolean;
+  autoAllocateBlocks: boolean;
 }
 
 export interface BlockAffinity {
@@ -46,6 +57,7 @@ export interface ClusterResources {
   pools: IPPool[];
   nodes: NodeRecord[];
   affinities: BlockAffinity[];
+  ipamConfig?: IpamConfigRecord;
 }
 
 /** An error in the cluster file: names the document, the resource and the field. */
@@ -132,6 +144,14 @@ class Fields {
   }
 }
 
+/** A selector that parses (Calico's language), or the field names the position where it does not. */
+function validSelector(spec: Fields, key: string): string {
+  const text = (spec.str(key) ?? '').trim() || 'all()';
+  const problem = selectorProblem(text);
+  if (problem) throw spec.err(key, `${JSON.stringify(text)}: ${problem}`);
+  return text;
+}
+
 function parsePool(where: string, name: string, spec: Fields): IPPool {
   for (const k of Object.keys(spec.o)) if (!POOL_FIELDS.has(k)) throw spec.err(k, 'unknown field');
   // The APIv1 fields exist in v3 only to be refused when set (validate mustBeNil / mustBeFalse).
@@ -186,14 +206,34 @@ function parsePool(where: string, name: string, spec: Fields): IPPool {
     disabled,
     disableBGPExport: spec.bool('disableBGPExport') ?? false,
     blockSize,
-    nodeSelector: spec.str('nodeSelector') || 'all()',
+    nodeSelector: validSelector(spec, 'nodeSelector'),
     namespaceSelector: spec.str('namespaceSelector') ?? '',
     allowedUses: uses as string[],
     assignmentMode,
   };
 }
 
-function parseNode(name: string, spec: Fields): NodeRecord {
+function parseLabels(meta: Fields | undefined): Record<string, string> | undefined {
+  const labels = meta?.obj('labels');
+  if (!labels) return undefined;
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(labels.o)) out[k] = labels.str(k) ?? '';
+  return out;
+}
+
+function parseIpamConfig(name: string, spec: Fields): IpamConfigRecord {
+  if (name !== 'default') throw spec.err('', `only the IPAMConfiguration named "default" is read, not "${name}"`);
+  const max = spec.int('maxBlocksPerHost') ?? 0;
+  if (max < 0) throw spec.err('maxBlocksPerHost', `must be 0 (Calico's default of 20) or more, got ${max}`);
+  return {
+    name,
+    maxBlocksPerHost: max,
+    strictAffinity: spec.bool('strictAffinity') ?? false,
+    autoAllocateBlocks: spec.bool('autoAllocateBlocks') ?? true,
+  };
+}
+
+function parseNode(name: string, spec: Fields, labels?: Record<string, string>): NodeRecord {
   const bgp = spec.obj('bgp');
   const mac = spec.str('vxlanTunnelMACAddr');
   if (mac !== undefined && mac !== '' && !MAC_RE.test(mac))
@@ -210,6 +250,7 @@ function parseNode(name: string, spec: Fields): NodeRecord {
   };
   return {
     name,
+    ...(labels ? { labels } : {}),
     ipv4Address: withPrefix(bgp, 'ipv4Address'),
     ipv6Address: withPrefix(bgp, 'ipv6Address'),
     ipv4IPIPTunnelAddr: bgp?.addr('ipv4IPIPTunnelAddr'),
@@ -226,11 +267,11 @@ function parseAffinity(name: string, spec: Fields): BlockAffinity {
   return { name, node, cidr };
 }
 
-type Resource = IPPool | NodeRecord | BlockAffinity;
+type Resource = IPPool | NodeRecord | BlockAffinity | IpamConfigRecord;
 
 /** A resource read from a document, and where in the document it is (after "document N"), for errors. */
 interface Read {
-  kind: 'IPPool' | 'Node' | 'BlockAffinity';
+  kind: 'IPPool' | 'Node' | 'BlockAffinity' | 'IPAMConfiguration';
   res: Resource;
   suffix: string;
 }
@@ -252,7 +293,12 @@ export function resourcesFromDocuments(docs: unknown[]): ClusterResources {
     for (const read of readDocument(doc, i, seen)) {
       if (read.kind === 'IPPool') out.pools.push(read.res as IPPool);
       else if (read.kind === 'Node') out.nodes.push(read.res as NodeRecord);
-      else out.affinities.push(read.res as BlockAffinity);
+      else if (read.kind === 'IPAMConfiguration') {
+        if (out.ipamConfig) {
+          throw new ClusterFileError(`document ${i + 1}${read.suffix}`, 'metadata.name', 'is defined twice');
+        }
+        out.ipamConfig = read.res as IpamConfigRecord;
+      } else out.affinities.push(read.res as BlockAffinity);
       placed.push(read);
       docOf.push(i);
     }
@@ -295,7 +341,8 @@ function visit(doc: unknown, where: string, found: (kind: Read['kind'], res: Res
   const apiVersion = top.str('apiVersion');
   if (apiVersion !== API_VERSION)
     throw top.err('apiVersion', `must be ${API_VERSION}, got ${JSON.stringify(apiVersion)}`);
-  const name = top.obj('metadata')?.str('name');
+  const meta = top.obj('metadata');
+  const name = meta?.str('name');
   if (!name) throw top.err('metadata.name', 'is required');
   const at = `${where} (${kind} ${name})`;
   const spec = new Fields(at, isObj(doc.spec) ? doc.spec : {}, 'spec');
@@ -304,11 +351,17 @@ function visit(doc: unknown, where: string, found: (kind: Read['kind'], res: Res
     case 'IPPool':
       return found(kind, parsePool(at, name, spec), at);
     case 'Node':
-      return found(kind, parseNode(name, spec), at);
+      return found(kind, parseNode(name, spec, parseLabels(meta)), at);
+    case 'IPAMConfig': // Calico's name for it in calicoctl's docs; the resource kind is IPAMConfiguration
+    case 'IPAMConfiguration':
+      return found('IPAMConfiguration', parseIpamConfig(name, spec), at);
     case 'BlockAffinity':
       return found(kind, parseAffinity(name, spec), at);
     default:
-      throw top.err('kind', `tabby reads IPPool, Node and BlockAffinity, not ${JSON.stringify(kind)}`);
+      throw top.err(
+        'kind',
+        `tabby reads IPPool, Node, BlockAffinity and IPAMConfiguration, not ${JSON.stringify(kind)}`,
+      );
   }
 }
 

@@ -5,6 +5,7 @@ import { Attachment } from '../lib/cni/attachment';
 import { hostname } from 'node:os';
 import { isObj, Obj, optInt, optObj, optStr, reqStr } from './fields';
 import { validAutodetectMethod } from './autodetect';
+import { EtcdConf, parseDatastoreConf } from './datastore';
 
 /** The `tabby` plugin's configuration (one entry of a conflist, as the runtime hands it over). */
 export interface NetConf {
@@ -23,8 +24,10 @@ export interface NetConf {
 }
 
 export interface ClusterConf {
-  /** The cluster file (Calico resources). */
-  file: string;
+  /** The cluster file (Calico resources), when the cluster is described by one. */
+  file?: string;
+  /** etcd, when the cluster is described there (`datastore`). Exactly one of the two is set. */
+  etcd?: EtcdConf;
   nodeName: string;
   /** How to find this node's address when its Node record has none (Calico's IP_AUTODETECTION_METHOD). */
   ipAutodetectionMethod?: string;
@@ -37,9 +40,11 @@ export const DEFAULT_STATE_DIR = '/run/tabby';
 const NAT_BACKENDS = ['auto', 'nftables', 'iptables'];
 
 function parseClusterConf(raw: Obj): ClusterConf | undefined {
-  const file = optStr(raw, 'cluster', '');
-  if (file === undefined || file === '') return undefined;
-  if (!file.startsWith('/')) throw configError('cluster', `must be an absolute path, got "${file}"`);
+  const file = optStr(raw, 'cluster', '') || undefined;
+  const etcd = parseDatastoreConf(raw);
+  if (!file && !etcd) return undefined;
+  if (file && etcd) throw configError('datastore', 'cannot be given with "cluster": choose one datastore');
+  if (file && !file.startsWith('/')) throw configError('cluster', `must be an absolute path, got "${file}"`);
   const nodeName = optStr(raw, 'nodeName', '') || hostname();
   const method = optStr(raw, 'ipAutodetectionMethod', '');
   const bad = method ? validAutodetectMethod(method) : undefined;
@@ -51,6 +56,7 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
   if (!stateDir.startsWith('/')) throw configError('stateDir', `must be an absolute path, got "${stateDir}"`);
   return {
     file,
+    etcd,
     nodeName,
     ipAutodetectionMethod: method || undefined,
     natBackend: natBackend as ClusterConf['natBackend'],

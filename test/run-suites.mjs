@@ -8,6 +8,7 @@ import { join } from 'node:path';
 const SUITES = {
   unit: 'test/vitest.unit.config.ts',
   integration: 'test/vitest.integration.config.ts',
+  etcd: 'test/vitest.etcd.config.ts',
   qemu: 'test/vitest.qemu.config.ts',
   runtimes: 'test/vitest.runtimes.config.ts',
 };

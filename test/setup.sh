@@ -15,6 +15,7 @@ APT_PACKAGES=(
   qemu-system-x86 linux-image-amd64 busybox-static  # test/qemu: a stock Debian kernel (ipip) under qemu
   golang-go golang-github-appc-cni-dev  # test/runtimes: the libcni client, built offline
   containerd runc podman busybox-static  # test/runtimes: real runtimes running busybox containers
+  etcd-server etcd-client openssl  # test/etcd: real etcd 3.4 members (etcdctl enables auth; openssl makes TLS certs)
 )
 
 missing=()

@@ -3,12 +3,19 @@
 // leave the dataplane in place, so pods keep working while the agent is upgraded.
 import * as net from 'node:net';
 import { CliCommand, flagValue, UsageError } from './command';
-import { clusterContextFromFlags } from './cluster';
+import { clusterContextFromFlags, loadPluginConfig } from './cluster';
+import type { ClusterContext } from '../../lib/cluster/context';
+import type { EtcdDatastore } from '../../lib/datastore/etcd-datastore';
+import type { ClusterResources } from '../../conf/calico';
+import { BlockReleaser } from '../../lib/agent/block-release';
+import { DiskStore } from '../../ipam/disk-store';
+import { DEFAULT_DATA_DIR } from '../../ipam/config';
 import { agentSocketName } from '../../lib/cluster/snapshot';
 import { parseListenAddr } from '../../lib/agent/http';
+import { parseNodeLabels, registerNode } from '../../lib/cluster/registration';
 import { log } from '../../lib/log';
 
-const DEFAULTS = { metricsAddr: '127.0.0.1:9099', resync: 90, datastoreGrace: 30 };
+const DEFAULTS = { metricsAddr: '127.0.0.1:9099', resync: 90, datastoreGrace: 30, blockReleaseAfter: 600 };
 
 function seconds(args: string[], name: string, fallback: number): number {
   const v = flagValue(args, name);
@@ -34,11 +41,22 @@ function holdAgentSocket(stateDir: string): Promise<net.Server> {
   });
 }
 
+/** On etcd: gives back blocks that stayed empty, counted in the node's own IPAM store. */
+function releaserFor(ctx: ClusterContext, etcd: EtcdDatastore, args: string[], graceSeconds: number) {
+  const raw = loadPluginConfig(flagValue(args, '--config')!);
+  const ipam = raw.ipam as { dataDir?: string } | undefined;
+  const store = new DiskStore(ipam?.dataDir || DEFAULT_DATA_DIR, String(raw.name));
+  const releaser = new BlockReleaser(ctx, etcd, store, graceSeconds);
+  return (r: ClusterResources) => releaser.check(r);
+}
+
 export const agentCommand: CliCommand = {
   usage: [
     'agent --config CONFLIST [--metrics-addr HOST:PORT] [--resync SECONDS] [--datastore-grace SECONDS]',
-    "      [--cluster-source FILE]  keep this node's overlay current (the node daemon); with --cluster-source,",
-    "                              keep the conflist's cluster file a copy of FILE (a ConfigMap mount)",
+    "      keep this node's overlay current (the node daemon); health and metrics on --metrics-addr",
+    "      [--cluster-source FILE]  keep the conflist's cluster file a copy of FILE (a ConfigMap mount)",
+    '      [--node-labels K=V,...]  (etcd) the labels this node registers with, for IPPool nodeSelectors',
+    '      [--block-release-after SECONDS]  (etcd) give back a block empty that long (600)',
   ],
   async run(args) {
     const metricsAddr = flagValue(args, '--metrics-addr') ?? DEFAULTS.metricsAddr;
@@ -46,8 +64,11 @@ export const agentCommand: CliCommand = {
     if (!listen) throw new UsageError(`--metrics-addr: expected HOST:PORT, got "${metricsAddr}"`);
     const resyncSeconds = seconds(args, '--resync', DEFAULTS.resync);
     const datastoreGraceSeconds = seconds(args, '--datastore-grace', DEFAULTS.datastoreGrace);
+    const releaseAfter = seconds(args, '--block-release-after', DEFAULTS.blockReleaseAfter);
     const ctx = clusterContextFromFlags(args);
     const source = flagValue(args, '--cluster-source');
+    if (source && !ctx.conf.file) throw new UsageError('--cluster-source needs a conflist with a "cluster" file');
+    const labels = parseNodeLabels(flagValue(args, '--node-labels'));
     log.configure({ stderrLevel: 'info', context: 'agent' });
 
     const lock = await holdAgentSocket(ctx.stateDirReady());
@@ -58,7 +79,14 @@ export const agentCommand: CliCommand = {
       import('../../lib/agent/http'),
     ]);
     const metrics = new AgentMetrics();
-    const agent = new NodeAgent(ctx, metrics, { resyncSeconds, datastoreGraceSeconds });
+    const etcd = ctx.etcd;
+    const agent = new NodeAgent(ctx, metrics, {
+      resyncSeconds,
+      datastoreGraceSeconds,
+      // on etcd the node registers itself and claims its first blocks before anything is applied
+      prepare: etcd && (() => registerNode(ctx, etcd, labels)),
+      afterFullApply: etcd && releaserFor(ctx, etcd, args, releaseAfter),
+    });
     let server;
     try {
       server = await serveHttp(listen, agent, metrics);
@@ -70,7 +98,7 @@ export const agentCommand: CliCommand = {
       `agent for node ${ctx.conf.nodeName} (${ctx.datastore.description}), health and metrics on ` +
         `http://${metricsAddr}, full resync every ${resyncSeconds} s`,
     );
-    const mirror = source ? (await import('../../lib/agent/mirror')).mirrorFile(source, ctx.conf.file) : undefined;
+    const mirror = source ? (await import('../../lib/agent/mirror')).mirrorFile(source, ctx.conf.file!) : undefined;
     agent.start();
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -79,6 +107,7 @@ export const agentCommand: CliCommand = {
     log.info(`${signal}: stopping; the dataplane stays as applied`);
     mirror?.close();
     await agent.stop();
+    etcd?.close();
     server.close();
     lock.close();
     return 0;

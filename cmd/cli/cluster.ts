@@ -31,7 +31,7 @@ export function clusterContextFromFlags(args: string[]): ClusterContext {
   if (!file) throw new UsageError('--config <conflist> is required');
   const raw = loadPluginConfig(file);
   const conf = parseNetConf(raw, String(raw.cniVersion ?? '1.1.0'));
-  if (!conf.cluster) throw new Error(`${file}: the tabby plugin has no "cluster" file configured`);
+  if (!conf.cluster) throw new Error(`${file}: the tabby plugin has no "cluster" file or "datastore" configured`);
   log.configure({ file: conf.logFile, level: conf.logLevel });
   return new ClusterContext(conf.cluster);
 }

@@ -4,6 +4,7 @@ import { CliCommand, UsageError } from './command';
 import { planCommand, reconcileCommand, statusCommand } from './cluster';
 import { installCommand } from './install';
 import { agentCommand } from './agent';
+import { applyCommand, deleteCommand, getCommand } from './resources';
 import { ipamCommand } from './ipam';
 
 /** tabby without CNI_COMMAND: a small command line for people. Each command registers itself below. */
@@ -39,10 +40,15 @@ export const COMMANDS: Record<string, CliCommand> = {
   install: installCommand,
   ipam: ipamCommand,
   agent: agentCommand,
+  apply: applyCommand,
+  get: getCommand,
+  delete: deleteCommand,
 };
 
 function helpText(): string {
-  const lines = Object.values(COMMANDS).flatMap((c) => c.usage.map((u) => `  tabby ${u}`));
+  const lines = Object.values(COMMANDS).flatMap((c) =>
+    c.usage.map((u, k) => (k === 0 ? `  tabby ${u}` : `        ${u}`)),
+  );
   return `${ABOUT}
 
 Usage:

@@ -17,7 +17,7 @@ import {
   wirePod,
 } from '../../lib/dataplane/veth';
 import type { ClusterContext } from '../../lib/cluster/context';
-import { ipamOf } from '../../lib/cluster/snapshot';
+import { ipamOf, NodeSnapshot } from '../../lib/cluster/snapshot';
 import { checkPod } from './check';
 import { collectGarbage } from './gc';
 
@@ -77,15 +77,32 @@ function podResult(w: PodWiring, wired: WiredPod, conf: NetConf, ipam: Result): 
   };
 }
 
+/**
+ * IPAM ADD from the node's blocks. On etcd a node with no block yet, or whose blocks are full, claims
+ * another one (a round trip to etcd only then) and tries again.
+ */
+async function allocate(req: Request, conf: NetConf, cluster?: ClusterContext, node?: NodeSnapshot) {
+  const canClaim = cluster !== undefined && node?.claim !== undefined;
+  if (canClaim && node!.blocks.length === 0) node = await cluster!.claimBlockForPod(node!);
+  let ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
+  try {
+    return { ipam, addresses: await ipam.add(), node };
+  } catch (e) {
+    if (!(canClaim && e instanceof CniError && e.code === Code.NoFreeAddress)) throw e;
+    node = await cluster!.claimBlockForPod(node!);
+    ipam = ipamClient(req, conf.ipamType, ipamOf(node));
+    return { ipam, addresses: await ipam.add(), node };
+  }
+}
+
 export const tabbyPlugin: Plugin = {
   async add(req) {
     const conf = loadConf(req);
     requireNetns(req.env.netns);
     // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
     // With an agent running this only reads the node's snapshot.
-    const node = conf.cluster && (await (await clusterContext(conf.cluster)).ensureOverlay());
-    const ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
-    const addresses = await ipam.add();
+    const cluster = conf.cluster ? await clusterContext(conf.cluster) : undefined;
+    const { ipam, addresses, node } = await allocate(req, conf, cluster, cluster && (await cluster.ensureOverlay()));
     try {
       const mtu = conf.mtu || (node ? node.mtu : hostMtu());
       const wiring = planWiring(req, conf, addresses, mtu);

@@ -4,18 +4,24 @@
 // again to put back whatever something else removed. Work is serialised: one apply at a time, and
 // requests that arrive meanwhile are merged (a full resync covers an incremental one).
 import { ClusterContext } from '../cluster/context';
+import type { ClusterResources } from '../../conf/calico';
 import type { OverlayState } from '../dataplane/kernel';
 import type { NatPlan } from '../dataplane/nat';
 import { log } from '../log';
 import type { Health } from './http';
 import type { AgentMetrics, ApplyKind } from './metrics';
-import { watchFile, watchKernel, Watcher } from './watch';
+import { watchKernel } from './watch';
+import type { Watcher } from '../datastore/datastore';
 
 export interface AgentOptions {
   /** Full resync period (Felix's route refresh is 90 s). */
   resyncSeconds: number;
   /** How long the datastore may stay unreadable before /healthz says so. */
   datastoreGraceSeconds: number;
+  /** Runs once before the first apply, retried with backoff until it succeeds (etcd: registration). */
+  prepare?: () => Promise<void>;
+  /** Runs after each full apply with the resources applied (etcd: releasing empty blocks); not awaited. */
+  afterFullApply?: (r: ClusterResources) => Promise<unknown>;
 }
 
 /** Events that arrive together (an editor's write, then its rename) are applied once. */
@@ -45,7 +51,10 @@ export class NodeAgent implements Health {
 
   start(): void {
     this.watchers.push(
-      watchFile(this.ctx.conf.file, () => this.request('incremental', 'cluster file changed')),
+      this.ctx.datastore.watch(
+        (why) => this.request('incremental', why),
+        (e) => this.datastoreFailed(e),
+      ),
       watchKernel((why) => this.request('full', why, 0)),
     );
     this.resyncTimer = setInterval(() => this.request('full', 'periodic resync', 0), this.opts.resyncSeconds * 1000);
@@ -94,7 +103,18 @@ export class NodeAgent implements Health {
     });
   }
 
+  private prepared = false;
+
   private async step(kind: ApplyKind, reason: string): Promise<void> {
+    if (!this.prepared && this.opts.prepare) {
+      try {
+        await this.opts.prepare();
+        this.prepared = true;
+      } catch (e) {
+        this.datastoreFailed(e as Error);
+        return;
+      }
+    }
     const started = process.hrtime.bigint();
     let revision: string;
     try {
@@ -135,6 +155,10 @@ export class NodeAgent implements Health {
         );
       }
       this.revision = revision;
+      if (!incremental && this.opts.afterFullApply) {
+        const r = await this.ctx.resources();
+        this.opts.afterFullApply(r).catch((e) => log.warn(`after the apply: ${(e as Error).message}`));
+      }
       this.ready = true;
       this.metrics.ready.set(1);
       this.failures = 0;

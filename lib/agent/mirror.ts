@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import { writeAtomic } from '../fs';
 import { log } from '../log';
-import { watchFile, Watcher } from './watch';
+import { watchFile } from '../datastore/watch-file';
+import type { Watcher } from '../datastore/datastore';
 
 /** Copies `source` over `dest` when their contents differ; true when it wrote. */
 export function mirrorOnce(source: string, dest: string): boolean {

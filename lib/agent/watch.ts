@@ -1,71 +1,11 @@
-// What wakes the agent besides its resync timer: the cluster file changing (inotify on its directory,
-// which also sees a ConfigMap mount swap its `..data` symlink), and the kernel's link and address
-// events (`ip monitor`): tabby's tunnel device deleted, or the node's address changed.
+// What wakes the agent besides its resync timer and its datastore's watch: the kernel's link and
+// address events (`ip monitor`): tabby's tunnel device deleted, or the node's address changed.
 import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { which } from '../exec';
 import { log } from '../log';
 import { HOST_VETH_PREFIX } from '../dataplane/veth';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
-
-export interface Watcher {
-  close(): void;
-}
-
-/**
- * Calls `onChange` when anything in the directories holding `file` changes: the file's own directory
- * (edits, renames, a swapped symlink) and, when it is a symlink, its target's. The caller decides by
- * the datastore revision whether it really changed, so spurious events cost a stat.
- */
-export function watchFile(file: string, onChange: () => void): Watcher {
-  const watchers = new Map<string, fs.FSWatcher>();
-  let closed = false;
-  const dirs = (): string[] => {
-    const out = new Set([path.dirname(file)]);
-    try {
-      out.add(path.dirname(fs.realpathSync(file)));
-    } catch {
-      /* not there yet: its directory is watched */
-    }
-    return [...out];
-  };
-  const refresh = (): void => {
-    if (closed) return;
-    const want = dirs();
-    for (const [d, w] of watchers) {
-      if (want.includes(d)) continue;
-      w.close();
-      watchers.delete(d);
-    }
-    for (const d of want) {
-      if (watchers.has(d)) continue;
-      try {
-        const w = fs.watch(d, { persistent: false }, () => {
-          refresh(); // a swapped symlink may point into a new directory
-          onChange();
-        });
-        w.on('error', () => {
-          w.close();
-          watchers.delete(d);
-          setTimeout(refresh, 1000).unref();
-        });
-        watchers.set(d, w);
-      } catch (e) {
-        log.warn(`cannot watch ${d}: ${(e as Error).message}; retrying`);
-        setTimeout(refresh, 1000).unref();
-      }
-    }
-  };
-  refresh();
-  return {
-    close() {
-      closed = true;
-      for (const w of watchers.values()) w.close();
-      watchers.clear();
-    },
-  };
-}
+import type { Watcher } from '../datastore/datastore';
 
 /** Whether a line of `ip -o monitor link address` calls for a resync, and why. */
 export function kernelEventReason(line: string): string | undefined {

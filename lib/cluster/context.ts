@@ -10,7 +10,10 @@ import { withDirLock } from '../../ipam/lock';
 import { ClusterIpam } from '../../ipam/config';
 import { Datastore } from '../datastore/datastore';
 import { ClusterFile } from '../datastore/cluster-file';
-import { ipJson } from '../dataplane/iproute';
+import { EtcdDatastore } from '../datastore/etcd-datastore';
+import { claimBlock, claimPlan } from '../datastore/etcd-blocks';
+import { IpBatch, ipJson } from '../dataplane/iproute';
+import { routeReplace } from '../dataplane/kernel';
 import { hostMtu } from '../dataplane/links';
 import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
@@ -41,11 +44,18 @@ export type NodeMode = 'agent' | 'agent-catching-up' | 'no-agent';
 
 export class ClusterContext {
   private cached?: Promise<ClusterResources>;
+  /** Blocks kept out of the snapshot while they are being released (the agent's BlockReleaser). */
+  readonly withheld = new Set<string>();
 
   constructor(
     readonly conf: ClusterConf,
-    readonly datastore: Datastore = new ClusterFile(conf.file, conf.stateDir),
+    readonly datastore: Datastore = datastoreFor(conf),
   ) {}
+
+  /** The etcd datastore, when the cluster is in etcd. */
+  get etcd(): EtcdDatastore | undefined {
+    return this.datastore instanceof EtcdDatastore ? this.datastore : undefined;
+  }
 
   resources(): Promise<ClusterResources> {
     return (this.cached ??= this.datastore.load());
@@ -66,7 +76,8 @@ export class ClusterContext {
         const p = poolOf(r, b.cidr);
         return p && !p.disabled && p.allowedUses.includes('Workload');
       })
-      .map((b) => b.cidr);
+      .map((b) => b.cidr)
+      .filter((c) => !this.withheld.has(formatCidr(c)));
     const self = r.nodes.find((n) => n.name === this.conf.nodeName) ?? { name: this.conf.nodeName };
     const reserved = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self)].filter((a): a is Addr => a !== undefined);
     return { blocks, reserved };
@@ -77,8 +88,8 @@ export class ClusterContext {
    * snapshot when it is current, else from the datastore.
    */
   async nodeIpam(): Promise<ClusterIpam> {
-    const snap = readSnapshot(this.conf.stateDir);
-    if (snap && snap.fingerprint === this.fingerprint(await this.datastore.revision())) return ipamOf(snap);
+    const snap = await this.currentSnapshot();
+    if (snap) return ipamOf(snap);
     return this.blocksFrom(await this.resources());
   }
 
@@ -104,6 +115,11 @@ export class ClusterContext {
       ({ cidr: address, ifname: parent } = await this.autodetect(addrs));
     }
     return { name, address, parent, hostMtu: hostMtu(freshMtu) };
+  }
+
+  /** This host's address by the autodetection method, whatever its Node record says (registration). */
+  async detectAddress(): Promise<HostAddress> {
+    return this.autodetect(await hostAddresses());
   }
 
   private async autodetect(addrs: HostAddress[]): Promise<HostAddress> {
@@ -152,13 +168,18 @@ export class ClusterContext {
     const plan = planOverlay(r, await this.localNode(r, how.freshMtu));
     const report = await applyOverlay(plan, this.conf.natBackend, opts);
     const ipam = this.blocksFrom(r);
+    const self = r.nodes.find((n) => n.name === this.conf.nodeName);
     const snapshot: NodeSnapshot = {
       fingerprint: this.fingerprint(revision),
+      identity: this.identity(),
       revision,
       node: this.conf.nodeName,
       blocks: ipam.blocks.map(formatCidr),
       reserved: ipam.reserved.map(formatIP),
       mtu: plan.mtu,
+      claim: this.etcd
+        ? claimPlan(r.pools, { name: this.conf.nodeName, labels: self?.labels ?? {} }, r.ipamConfig)
+        : undefined,
       writtenBy: how.writtenBy,
       at: new Date().toISOString(),
     };
@@ -173,13 +194,14 @@ export class ClusterContext {
    * applies the change here (and so pays for planning the whole cluster).
    */
   async ensureOverlay(): Promise<NodeSnapshot> {
+    const snap = await this.currentSnapshot();
+    if (snap) return snap;
+    // Without a usable snapshot: a remote datastore is asked once here, and only here.
     const fingerprint = this.fingerprint(await this.datastore.revision());
     const current = (): NodeSnapshot | undefined => {
       const s = readSnapshot(this.conf.stateDir);
       return s?.fingerprint === fingerprint ? s : undefined;
     };
-    const snap = current();
-    if (snap) return snap;
     if (await agentRunning(this.conf.stateDir)) {
       const caughtUp = await waitForSnapshot(this.conf.stateDir, fingerprint, AGENT_CATCH_UP_MS);
       if (caughtUp) return caughtUp;
@@ -194,12 +216,57 @@ export class ClusterContext {
     });
   }
 
+  /**
+   * The node's snapshot when it reflects the datastore. For the cluster file that is a stat away; for
+   * etcd it would be a round trip, so a snapshot written for this config and these devices is trusted:
+   * the agent keeps it current from its watch, and only this node changes its own blocks.
+   */
+  private async currentSnapshot(): Promise<NodeSnapshot | undefined> {
+    const s = readSnapshot(this.conf.stateDir);
+    if (!s) return undefined;
+    if (this.datastore.remote) return s.identity === this.identity() ? s : undefined;
+    return s.fingerprint === this.fingerprint(await this.datastore.revision()) ? s : undefined;
+  }
+
+  /**
+   * On etcd, when the node's blocks are full (or it has none): claims another block, routes it to a
+   * blackhole here (the node owns it now), and records it in the snapshot. Serialised with applies by
+   * the state directory's lock; a concurrent pod start that already claimed one is taken as is.
+   */
+  async claimBlockForPod(seen: NodeSnapshot): Promise<NodeSnapshot> {
+    const etcd = this.etcd;
+    if (!etcd || !seen.claim) throw new CniError(Code.NoFreeAddress, "no free address in this node's blocks");
+    return withDirLock(this.stateDirReady(), async () => {
+      const now = readSnapshot(this.conf.stateDir) ?? seen;
+      if (now.blocks.length !== seen.blocks.length) return now; // another pod start claimed meanwhile
+      const { cidr, pool } = await claimBlock(etcd, this.conf.nodeName, now.claim ?? seen.claim!);
+      await new IpBatch().add(...routeReplace({ dst: formatCidr(cidr), blackhole: true })).run();
+      const next = { ...now, blocks: [...now.blocks, formatCidr(cidr)], at: new Date().toISOString() };
+      writeSnapshot(this.conf.stateDir, next);
+      log.info(`claimed block ${formatCidr(cidr)} of pool ${pool} for node ${this.conf.nodeName}`);
+      return next;
+    });
+  }
+
+  /** Writes the snapshot again without the withheld blocks. */
+  async rewriteSnapshot(): Promise<void> {
+    await withDirLock(this.stateDirReady(), () => {
+      const s = readSnapshot(this.conf.stateDir);
+      if (s) writeSnapshot(this.conf.stateDir, { ...s, blocks: s.blocks.filter((b) => !this.withheld.has(b)) });
+    });
+  }
+
   /** Which mode this node is in, for `tabby status`. */
   async mode(): Promise<NodeMode> {
     if (!(await agentRunning(this.conf.stateDir))) return 'no-agent';
     const s = readSnapshot(this.conf.stateDir);
     const current = s?.fingerprint === this.fingerprint(await this.datastore.revision());
     return current ? 'agent' : 'agent-catching-up';
+  }
+
+  /** The fingerprint less the datastore revision. */
+  identity(): string {
+    return this.fingerprint('').replace(/\|$/, '');
   }
 
   stateDirReady(): string {
@@ -216,15 +283,21 @@ export class ClusterContext {
     const c = this.conf;
     return [
       TABBY_VERSION,
-      revision,
       c.nodeName,
+      this.datastore.description,
       c.ipAutodetectionMethod ?? '',
       c.natBackend,
       dev(VXLAN_DEVICE),
       dev(IPIP_DEVICE),
       hostMtu(),
+      revision,
     ].join('|');
   }
+}
+
+/** The datastore a config names: its etcd, or its cluster file. */
+export function datastoreFor(conf: ClusterConf): Datastore {
+  return conf.etcd ? new EtcdDatastore(conf.etcd) : new ClusterFile(conf.file!, conf.stateDir);
 }
 
 interface ShownAddresses {

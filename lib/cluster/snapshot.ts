@@ -8,10 +8,13 @@ import * as path from 'node:path';
 import { writeAtomic } from '../fs';
 import { Addr, Cidr, parseCidr, parseIP } from '../net/addr';
 import type { ClusterIpam } from '../../ipam/config';
+import type { ClaimPlan } from '../datastore/etcd-blocks';
 
 export interface NodeSnapshot {
   /** What the applied state depends on (datastore revision, config, tunnel devices, host MTU). */
   fingerprint: string;
+  /** The fingerprint less the revision: what a pod start on a remote datastore (etcd) checks. */
+  identity: string;
   /** The datastore revision alone, for people. */
   revision: string;
   node: string;
@@ -21,6 +24,8 @@ export interface NodeSnapshot {
   reserved: string[];
   /** The pod MTU when the config leaves it to tabby. */
   mtu: number;
+  /** On etcd: the pools this node may claim more blocks from, so that a pod start can claim one itself. */
+  claim?: ClaimPlan;
   /** Who wrote it: the agent, or a pod start / `tabby reconcile` on a node without one. */
   writtenBy: 'agent' | 'plugin';
   /** When (ISO 8601). */

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { CniError, Code } from '../cni/errors';
 import { ClusterResources, resourcesFromDocuments } from '../../conf/calico';
 import { DocumentCache } from '../../conf/cluster-documents';
-import { Datastore } from './datastore';
+import { Datastore, Watcher } from './datastore';
+import { watchFile } from './watch-file';
 
 // The JSON of each frozen document (what a DocumentCache returns): the next load of a changed file writes
 // the cache again, and only the changed documents are new objects.
@@ -29,6 +30,7 @@ function jsonOf(doc: unknown): string {
  */
 export class ClusterFile implements Datastore {
   readonly description: string;
+  readonly remote = false;
   private readonly documents = new DocumentCache();
   /** The documents this instance last parsed from the file, and the revision they are of. */
   private parsed?: { revision: string; docs: unknown[] };
@@ -38,6 +40,10 @@ export class ClusterFile implements Datastore {
     private readonly cacheDir?: string,
   ) {
     this.description = `file ${file}`;
+  }
+
+  watch(onChange: (reason: string) => void): Watcher {
+    return watchFile(this.file, () => onChange('cluster file changed'));
   }
 
   async revision(): Promise<string> {

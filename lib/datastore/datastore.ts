@@ -14,4 +14,18 @@ export interface Datastore {
    * (a pod start compares it with what was last applied, and does nothing more when it matches).
    */
   revision(): Promise<string>;
+  /**
+   * True when asking for the revision costs a round trip (etcd): a pod start then trusts the node's
+   * snapshot, which the agent keeps current, instead of asking.
+   */
+  readonly remote: boolean;
+  /**
+   * For a long-running process: calls `onChange` whenever what `load` returns may have changed (the
+   * caller compares revisions), and `onError` when the datastore cannot be followed for a while.
+   */
+  watch(onChange: (reason: string) => void, onError: (e: Error) => void): Watcher;
+}
+
+export interface Watcher {
+  close(): void;
 }

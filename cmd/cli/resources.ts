@@ -1,0 +1,227 @@
+// `tabby apply`, `tabby get`, `tabby delete`: the cluster in etcd, for people. Everything an apply
+// writes is validated first, all of it: a bad document changes nothing.
+import * as fs from 'node:fs';
+import { CliCommand, flagValue, table, UsageError } from './command';
+import { clusterContextFromFlags } from './cluster';
+import { documentsFromText, ClusterResources, IPPool, resourcesFromDocuments } from '../../conf/calico';
+import { contains, formatCidr, formatIP, overlaps, parseCidr, parseIP } from '../../lib/net/addr';
+import { ownerOf, ResourceKind } from '../../lib/datastore/etcd-keys';
+import { DiskStore } from '../../ipam/disk-store';
+import { DEFAULT_DATA_DIR } from '../../ipam/config';
+import { isObj } from '../../conf/fields';
+
+const APPLIED_KINDS: Record<string, ResourceKind> = {
+  IPPool: 'IPPool',
+  Node: 'Node',
+  IPAMConfig: 'IPAMConfiguration',
+  IPAMConfiguration: 'IPAMConfiguration',
+};
+
+function etcdOf(args: string[]) {
+  const ctx = clusterContextFromFlags(args);
+  const etcd = ctx.etcd;
+  if (!etcd) throw new Error('this command edits a cluster in etcd; with a cluster file, edit the file');
+  return { ctx, etcd };
+}
+
+/** The documents of a file, each a resource (List kinds unrolled), validated alone and together. */
+async function readManifest(
+  file: string,
+): Promise<{ docs: { kind: ResourceKind; name: string; doc: object }[]; r: ClusterResources }> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  const rename = (e: unknown) => {
+    if (e instanceof Error) e.message = e.message.replace(/^cluster file: /, `${file}: `);
+    return e;
+  };
+  let raw: unknown[];
+  let r: ClusterResources;
+  try {
+    raw = await documentsFromText(text);
+    r = resourcesFromDocuments(raw);
+  } catch (e) {
+    throw rename(e);
+  }
+  const docs = raw
+    .flatMap((d) => (isObj(d) && Array.isArray(d.items) && String(d.kind ?? '').endsWith('List') ? d.items : [d]))
+    .filter(isObj)
+    .map((doc, i) => {
+      const kind = APPLIED_KINDS[String(doc.kind)];
+      if (!kind) {
+        throw new Error(
+          `${file}: document ${i + 1} (${doc.kind}): tabby apply takes IPPool, Node and IPAMConfiguration` +
+            (doc.kind === 'BlockAffinity' ? '; blocks are claimed by the nodes themselves' : ''),
+        );
+      }
+      const name = String((doc.metadata as { name?: string }).name);
+      return { kind, name, doc: { ...doc, kind } };
+    });
+  return { docs, r };
+}
+
+/** Pools that would overlap once applied, or change a blockSize that blocks were cut with. */
+function checkAgainstStore(file: string, incoming: IPPool[], stored: ClusterResources): void {
+  for (const p of incoming) {
+    for (const q of stored.pools) {
+      if (q.name !== p.name && overlaps(p.cidr, q.cidr)) {
+        throw new Error(
+          `${file}: IPPool ${p.name}: spec.cidr: ${formatCidr(p.cidr)} overlaps IPPool ${q.name} (${formatCidr(q.cidr)})`,
+        );
+      }
+      const blocks = stored.affinities.filter((a) => contains(q.cidr, a.cidr.ip));
+      if (
+        q.name === p.name &&
+        blocks.length &&
+        (q.blockSize !== p.blockSize || formatCidr(q.cidr) !== formatCidr(p.cidr))
+      ) {
+        throw new Error(
+          `${file}: IPPool ${p.name}: spec.cidr and spec.blockSize cannot change while nodes hold ${blocks.length} of its blocks`,
+        );
+      }
+    }
+  }
+}
+
+export const applyCommand: CliCommand = {
+  usage: ['apply --config CONFLIST -f FILE    write IPPools, Nodes and the IPAMConfiguration to etcd'],
+  async run(args) {
+    const file = flagValue(args, '-f') ?? flagValue(args, '--filename');
+    if (!file) throw new UsageError('-f FILE is required');
+    const { etcd } = etcdOf(args);
+    const { docs, r } = await readManifest(file);
+    checkAgainstStore(file, r.pools, await etcd.loadFresh());
+    for (const d of docs) {
+      await etcd.putResource(d.kind, d.name, d.doc);
+      process.stdout.write(`${d.kind} ${d.name}: applied\n`);
+    }
+    etcd.close();
+    return 0;
+  },
+};
+
+type Output = 'table' | 'json' | 'yaml';
+
+async function print(rows: Record<string, unknown>[], header: string[], out: Output): Promise<void> {
+  if (out === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+  else if (out === 'yaml') process.stdout.write((await import('yaml')).stringify(rows));
+  else
+    process.stdout.write(
+      table([header.map((h) => h.toUpperCase()), ...rows.map((x) => header.map((h) => String(x[h] ?? '-')))]) + '\n',
+    );
+}
+
+/** Addresses in use per block of this node, from its own IPAM store (what this node knows). */
+function inUse(dataDir: string, network: string, cidr: string): number | undefined {
+  const block = parseCidr(cidr)!;
+  try {
+    return new DiskStore(dataDir, network).list().filter((x) => {
+      const ip = parseIP(x.ip);
+      return ip !== undefined && ip.family === block.ip.family && contains(block, ip);
+    }).length;
+  } catch {
+    return undefined;
+  }
+}
+
+export const getCommand: CliCommand = {
+  usage: ['get --config CONFLIST pools|nodes|blocks [-o json|yaml]   what the etcd datastore holds'],
+  async run(args) {
+    const what = args.find((a) => ['pools', 'nodes', 'blocks', 'pool', 'node', 'block'].includes(a));
+    if (!what) throw new UsageError('get what: pools, nodes or blocks');
+    const out = (flagValue(args, '-o') ?? 'table') as Output;
+    if (!['table', 'json', 'yaml'].includes(out)) throw new UsageError(`-o: json or yaml, got "${out}"`);
+    const { ctx, etcd } = etcdOf(args);
+    const r = await etcd.loadFresh();
+    if (what.startsWith('pool')) {
+      const rows = r.pools.map((p) => ({
+        name: p.name,
+        cidr: formatCidr(p.cidr),
+        blockSize: p.blockSize,
+        vxlanMode: p.vxlanMode,
+        ipipMode: p.ipipMode,
+        natOutgoing: p.natOutgoing,
+        disabled: p.disabled,
+        nodeSelector: p.nodeSelector,
+        blocks: r.affinities.filter((a) => contains(p.cidr, a.cidr.ip)).length,
+      }));
+      await print(
+        rows,
+        ['name', 'cidr', 'blockSize', 'vxlanMode', 'ipipMode', 'natOutgoing', 'disabled', 'nodeSelector', 'blocks'],
+        out,
+      );
+    } else if (what.startsWith('node')) {
+      const rows = r.nodes.map((n) => ({
+        name: n.name,
+        address: n.ipv4Address ? formatCidr(n.ipv4Address) : undefined,
+        vxlanTunnelAddr: n.ipv4VXLANTunnelAddr && formatIP(n.ipv4VXLANTunnelAddr),
+        vtepMac: n.vxlanTunnelMACAddr,
+        labels:
+          Object.entries(n.labels ?? {})
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',') || undefined,
+        blocks: r.affinities.filter((a) => a.node === n.name).length,
+      }));
+      await print(rows, ['name', 'address', 'vxlanTunnelAddr', 'vtepMac', 'labels', 'blocks'], out);
+    } else {
+      const raw = ctx.conf;
+      const plugin = clusterPluginIpam(args);
+      const rows = (await etcd.blockRecords()).map(({ record }) => {
+        const owner = ownerOf(record);
+        const pool = r.pools.find((p) => contains(p.cidr, parseCidr(record.cidr)!.ip));
+        const used = owner === raw.nodeName ? inUse(plugin.dataDir, plugin.network, record.cidr) : undefined;
+        return { cidr: record.cidr, pool: pool?.name, owner, claimed: record.affinity_claim_time, inUse: used };
+      });
+      await print(rows, ['cidr', 'pool', 'owner', 'claimed', 'inUse'], out);
+    }
+    etcd.close();
+    return 0;
+  },
+};
+
+/** The IPAM data directory and network name of the conflist (to count this node's addresses). */
+function clusterPluginIpam(args: string[]): { dataDir: string; network: string } {
+  const file = flagValue(args, '--config')!;
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const entry = (Array.isArray(doc.plugins) ? doc.plugins : [doc]).find((p: { type?: string }) => p.type === 'tabby');
+  return { dataDir: entry?.ipam?.dataDir || DEFAULT_DATA_DIR, network: doc.name };
+}
+
+export const deleteCommand: CliCommand = {
+  usage: [
+    'delete --config CONFLIST pool NAME [--force] | node NAME',
+    '                              a pool (refused while nodes hold its blocks, unless --force), or a node and its blocks',
+  ],
+  async run(args) {
+    const [kind, name] = args.filter((a) => !a.startsWith('-') && a !== flagValue(args, '--config'));
+    if (!name || !['pool', 'node'].includes(kind)) throw new UsageError('delete pool NAME or delete node NAME');
+    const { etcd } = etcdOf(args);
+    const records = await etcd.blockRecords();
+    if (kind === 'pool') {
+      const kv = await etcd.getResource('IPPool', name);
+      if (!kv) throw new Error(`IPPool ${name}: not found`);
+      const cidr = parseCidr(JSON.parse(kv.value).spec?.cidr ?? '');
+      const held = records.filter((b) => cidr && contains(cidr, parseCidr(b.record.cidr)!.ip));
+      if (held.length && !args.includes('--force')) {
+        const owners = [...new Set(held.map((b) => ownerOf(b.record)))].join(', ');
+        throw new Error(
+          `IPPool ${name}: nodes still hold ${held.length} of its blocks (${owners}); disable it (spec.disabled: true), or --force`,
+        );
+      }
+      await etcd.deleteResource('IPPool', name);
+      for (const b of held) await etcd.etcd().delete(b.key);
+      process.stdout.write(`IPPool ${name}: deleted${held.length ? `, with ${held.length} block(s)` : ''}\n`);
+    } else {
+      const existed = await etcd.deleteResource('Node', name);
+      const mine = records.filter((b) => ownerOf(b.record) === name);
+      for (const b of mine) await etcd.etcd().delete(b.key);
+      if (!existed && !mine.length) throw new Error(`Node ${name}: not found`);
+      process.stdout.write(`Node ${name}: deleted, ${mine.length} block(s) released\n`);
+    }
+    etcd.close();
+    return 0;
+  },
+};

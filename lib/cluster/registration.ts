@@ -1,0 +1,81 @@
+// A node joining a cluster in etcd, as calico-node does at start: it writes its Node (its address with
+// the prefix CrossSubnet reads, its labels, its VTEP MAC), claims a first block in each pool that
+// selects it, then records the tunnel addresses those blocks give it. Nobody writes a Node or a block
+// by hand. An address applied by hand (`tabby apply` of a Node) is kept.
+import { CniError, Code } from '../cni/errors';
+import { contains, formatCidr, formatIP, parseCidr } from '../net/addr';
+import { log } from '../log';
+import type { EtcdDatastore } from '../datastore/etcd-datastore';
+import { claimInPool, usablePools } from '../datastore/etcd-blocks';
+import { ownerOf } from '../datastore/etcd-keys';
+import type { ClusterContext } from './context';
+import { derivedTunnelAddr, vtepMacFor } from './identity';
+
+/** Set on a Node the agent wrote; a Node without it was applied by a person. */
+export const REGISTERED_BY = 'tabby.dev/registered-by';
+
+type Doc = { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any };
+
+/** Parses `--node-labels k=v,k2=v2`. */
+export function parseNodeLabels(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (text ?? '').split(',').filter((p) => p.trim())) {
+    const eq = part.indexOf('=');
+    const key = part.slice(0, eq).trim();
+    if (eq <= 0 || !/^[A-Za-z0-9_./-]{1,512}$/.test(key)) {
+      throw new CniError(Code.InvalidNetworkConfig, `--node-labels: "${part}" is not key=value`);
+    }
+    out[key] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+export async function registerNode(
+  ctx: ClusterContext,
+  ds: EtcdDatastore,
+  labels: Record<string, string>,
+): Promise<void> {
+  const name = ctx.conf.nodeName;
+  const existing = await ds.getResource('Node', name);
+  const old: Doc = existing ? JSON.parse(existing.value) : {};
+  const byHand = existing && old.metadata?.annotations?.[REGISTERED_BY] !== 'agent' && old.spec?.bgp?.ipv4Address;
+  const address = byHand ? String(old.spec.bgp.ipv4Address) : formatCidr((await ctx.detectAddress()).cidr);
+  const node = {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'Node',
+    metadata: {
+      name,
+      labels: { ...(old.metadata?.labels ?? {}), ...labels },
+      annotations: { ...(old.metadata?.annotations ?? {}), [REGISTERED_BY]: 'agent' },
+    },
+    spec: {
+      ...(old.spec ?? {}),
+      bgp: { ...(old.spec?.bgp ?? {}), ipv4Address: address },
+      vxlanTunnelMACAddr: vtepMacFor(name),
+    },
+  };
+  await ds.putResource('Node', name, node);
+  log.info(`registered node ${name}: ${address}${byHand ? ' (as applied by hand)' : ' (autodetected)'}`);
+
+  // A first block in each pool that selects this node, then the tunnel addresses they give it.
+  let r = await ds.loadFresh();
+  const records = await ds.blockRecords();
+  const taken = new Set(records.map((b) => b.record.cidr));
+  const mine = records.filter((b) => ownerOf(b.record) === name).map((b) => b.record.cidr);
+  for (const pool of usablePools(r.pools, { name, labels: node.metadata.labels })) {
+    if (mine.some((c) => contains(pool.cidr, parseCidr(c)?.ip ?? pool.cidr.ip) && parseCidr(c))) continue;
+    const got = await claimInPool(ds, name, pool, taken);
+    if (got) log.info(`claimed block ${formatCidr(got)} of pool ${pool.name}`);
+    else log.warn(`pool ${pool.name} has no free block for node ${name}`);
+  }
+  r = await ds.loadFresh();
+  const vxlan = derivedTunnelAddr(r, name, 'vxlan');
+  const ipip = derivedTunnelAddr(r, name, 'ipip');
+  const spec = { ...node.spec } as any;
+  if (vxlan) spec.ipv4VXLANTunnelAddr = formatIP(vxlan);
+  else delete spec.ipv4VXLANTunnelAddr;
+  spec.bgp = { ...spec.bgp };
+  if (ipip) spec.bgp.ipv4IPIPTunnelAddr = formatIP(ipip);
+  else delete spec.bgp.ipv4IPIPTunnelAddr;
+  if (JSON.stringify(spec) !== JSON.stringify(node.spec)) await ds.putResource('Node', name, { ...node, spec });
+}
