@@ -25,7 +25,9 @@ export interface AgentOptions {
 }
 
 /** Events that arrive together (an editor's write, then its rename) are applied once. */
-const DEBOUNCE_MS = 20;
+const DEBOUNCE_MS = 5;
+/** Kernel events come in bursts (an interface and its addresses): one full apply for a burst. */
+const KERNEL_DEBOUNCE_MS = 100;
 const MAX_BACKOFF_MS = 30_000;
 
 export class NodeAgent implements Health {
@@ -55,7 +57,11 @@ export class NodeAgent implements Health {
         (why) => this.request('incremental', why),
         (e) => this.datastoreFailed(e),
       ),
-      watchKernel((why) => this.request('full', why, 0)),
+      watchKernel((why) => {
+        // an address that moved is registered again (etcd), then applied
+        if (why.startsWith('address')) this.prepared = false;
+        this.request('full', why, KERNEL_DEBOUNCE_MS);
+      }),
     );
     this.resyncTimer = setInterval(() => this.request('full', 'periodic resync', 0), this.opts.resyncSeconds * 1000);
     this.request('full', 'start', 0);
@@ -133,7 +139,8 @@ export class NodeAgent implements Health {
       const applied = await this.ctx.apply(incremental ? { held: this.held, heldNat: this.heldNat } : {}, {
         writtenBy: 'agent',
         revision,
-        freshMtu: !incremental,
+        // a full apply reads the host again (addresses, MTU); a change only re-plans with what it knew
+        freshHost: !incremental,
       });
       const changed = revision !== this.revision;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -6,6 +6,7 @@ import { log } from '../log';
 import { HOST_VETH_PREFIX } from '../dataplane/veth';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
 import type { Watcher } from '../datastore/datastore';
+import { notANodeInterface } from '../cluster/identity';
 
 /** Whether a line of `ip -o monitor link address` calls for a resync, and why. */
 export function kernelEventReason(line: string): string | undefined {
@@ -14,10 +15,13 @@ export function kernelEventReason(line: string): string | undefined {
   if (!m) return undefined;
   const [, deleted, dev, rest] = m;
   if (dev.startsWith(HOST_VETH_PREFIX)) return undefined; // pods come and go
+  // kube-proxy in IPVS mode adds an address to kube-ipvs0 for every Service: none of those is the node's
   const ours = dev === VXLAN_DEVICE || dev === IPIP_DEVICE;
   const isAddress = /^inet6? /.test(rest);
   if (ours && !isAddress && deleted) return `${dev} was deleted`;
-  if (!ours && isAddress && rest.startsWith('inet ')) return `address ${deleted ? 'removed from' : 'added to'} ${dev}`;
+  if (!ours && isAddress && rest.startsWith('inet ') && !notANodeInterface(dev)) {
+    return `address ${deleted ? 'removed from' : 'added to'} ${dev}`;
+  }
   return undefined;
 }
 

@@ -18,7 +18,7 @@ import { hostMtu } from '../dataplane/links';
 import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
 import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
-import { LocalNode, OverlayPlan, planOverlay } from './plan';
+import { LocalNode, OverlayPlan, PeerPlans, planOverlay } from './plan';
 import { agentRunning, ipamOf, NodeSnapshot, readSnapshot, waitForSnapshot, writeSnapshot } from './snapshot';
 import { log } from '../log';
 import { TABBY_VERSION } from '../about';
@@ -35,8 +35,12 @@ export interface ApplyHow {
   writtenBy: NodeSnapshot['writtenBy'];
   /** The revision the caller read before it loaded the resources (else it is read here, first). */
   revision?: string;
-  /** Read the host MTU again (a long-running process). */
-  freshMtu?: boolean;
+  /**
+   * Read the host again (its addresses and MTU). Without it, a long-running process re-plans with what
+   * it read last: the agent reads the host on every full apply, and is woken at once when an address
+   * changes.
+   */
+  freshHost?: boolean;
 }
 
 /** How a node keeps its overlay: by its agent, or by each pod start (no agent). */
@@ -44,6 +48,10 @@ export type NodeMode = 'agent' | 'agent-catching-up' | 'no-agent';
 
 export class ClusterContext {
   private cached?: Promise<ClusterResources>;
+  /** Each peer's plan, kept between applies of a long-running process. */
+  private readonly peerPlans = new PeerPlans();
+  /** What the host was last read to hold (a long-running process re-plans with it). */
+  private host?: { addrs: HostAddress[]; defaultDev?: string | null };
   /** Blocks kept out of the snapshot while they are being released (the agent's BlockReleaser). */
   readonly withheld = new Set<string>();
 
@@ -94,11 +102,13 @@ export class ClusterContext {
   }
 
   /** This node's underlay address and interface: from its Node record, or autodetected. */
-  async localNode(r?: ClusterResources, freshMtu = false): Promise<LocalNode> {
+  async localNode(r?: ClusterResources, fresh = true): Promise<LocalNode> {
     r ??= await this.resources();
     const name = this.conf.nodeName;
     const record = r.nodes.find((n) => n.name === name);
-    const addrs = await hostAddresses();
+    if (fresh || !this.host) this.host = await this.readHost();
+    const host = this.host;
+    const addrs = host.addrs;
     let address: Cidr;
     let parent: string;
     if (record?.ipv4Address) {
@@ -112,26 +122,40 @@ export class ClusterContext {
       }
       parent = on.ifname;
     } else {
-      ({ cidr: address, ifname: parent } = await this.autodetect(addrs));
+      ({ cidr: address, ifname: parent } = await this.autodetect(addrs, await this.defaultDev(host)));
     }
-    return { name, address, parent, hostMtu: hostMtu(freshMtu) };
+    return { name, address, parent, hostMtu: hostMtu(fresh) };
+  }
+
+  /** What planning reads of the host: its addresses (and, for autodetection, the default route's device). */
+  private async readHost(): Promise<{ addrs: HostAddress[]; defaultDev?: string | null }> {
+    return { addrs: await hostAddresses() };
+  }
+
+  /** The default route's device, read once per host reading. */
+  private async defaultDev(host: { defaultDev?: string | null }): Promise<string | undefined> {
+    if (host.defaultDev === undefined) {
+      const [def] = await ipJson<{ dev?: string }[]>(['route', 'show', 'default']);
+      host.defaultDev = def?.dev ?? null;
+    }
+    return host.defaultDev ?? undefined;
   }
 
   /** This host's address by the autodetection method, whatever its Node record says (registration). */
   async detectAddress(): Promise<HostAddress> {
-    return this.autodetect(await hostAddresses());
+    const host = await this.readHost();
+    return this.autodetect(host.addrs, await this.defaultDev(host));
   }
 
-  private async autodetect(addrs: HostAddress[]): Promise<HostAddress> {
+  private async autodetect(addrs: HostAddress[], defaultDev: string | undefined): Promise<HostAddress> {
     const method = this.conf.ipAutodetectionMethod;
-    const [def] = await ipJson<{ dev?: string }[]>(['route', 'show', 'default']);
     let reachDev: string | undefined;
     if (method?.startsWith('can-reach=')) {
       const target = method.slice('can-reach='.length);
       const [rt] = await ipJson<{ dev?: string }[]>(['route', 'get', target]).catch(() => []);
       reachDev = rt?.dev;
     }
-    const found = autodetectAddress(method, addrs, def?.dev, () => reachDev);
+    const found = autodetectAddress(method, addrs, defaultDev, () => reachDev);
     if (!found) {
       throw new CniError(
         Code.InvalidNetworkConfig,
@@ -165,7 +189,7 @@ export class ClusterContext {
     // The revision is read before the datastore is: a change made meanwhile shows as a new revision next time.
     const revision = how.revision ?? (await this.datastore.revision());
     const r = await this.resources();
-    const plan = planOverlay(r, await this.localNode(r, how.freshMtu));
+    const plan = planOverlay(r, await this.localNode(r, how.freshHost ?? true), this.peerPlans);
     const report = await applyOverlay(plan, this.conf.natBackend, opts);
     const ipam = this.blocksFrom(r);
     const self = r.nodes.find((n) => n.name === this.conf.nodeName);

@@ -139,6 +139,9 @@ export interface HostAddress {
 const NOT_FIRST_FOUND =
   /^(docker|cbr|dummy|virbr|lxcbr|veth|lo|cali|tunl|flannel|kube-ipvs|cni|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali|nodelocaldns|vxlan\.tabby)/;
 
+/** Interfaces whose addresses are never a node's own (bridges, veths, tunnels, kube-ipvs0, ...). */
+export const notANodeInterface = (ifname: string): boolean => NOT_FIRST_FOUND.test(ifname);
+
 /**
  * How the local node's address is found when its Node record has none (Calico's IP_AUTODETECTION_METHOD):
  * `first-found`/absent: the interface of the default route (without one: the first interface that is not a

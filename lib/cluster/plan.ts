@@ -80,7 +80,45 @@ interface Peer {
   tunnel?: { addr: string | undefined };
 }
 
-export function planOverlay(r: ClusterResources, local: LocalNode): OverlayPlan {
+/**
+ * What was planned for each peer, and from what: a long-running process (the agent) keeps one, so that
+ * after a change only the peers whose records, blocks or pools are new objects are planned again
+ * (resources of unchanged documents are the same frozen objects from one load to the next).
+ */
+export class PeerPlans {
+  private readonly byPeer = new Map<string, { inputs: readonly unknown[]; out: PeerPlan }>();
+  private localKey = '';
+
+  /** The plan of one peer, from the cache when its inputs are the same objects as last time. */
+  get(s: PlanState, name: string, compute: () => PeerPlan): PeerPlan {
+    const key = `${s.local.name}|${s.localCidr}|${s.local.parent}`;
+    if (key !== this.localKey) {
+      this.byPeer.clear();
+      this.localKey = key;
+    }
+    const blocks = s.ix.blocks.get(name)!;
+    const inputs = [s.ix.nodes.get(name), ...blocks, ...blocks.map((b) => s.ix.poolOfBlock(b))];
+    const known = this.byPeer.get(name);
+    if (known && known.inputs.length === inputs.length && known.inputs.every((x, i) => x === inputs[i]))
+      return known.out;
+    const out = compute();
+    this.byPeer.set(name, { inputs, out });
+    return out;
+  }
+
+  /** Forgets peers that are gone. */
+  keepOnly(names: ReadonlySet<string>): void {
+    for (const name of this.byPeer.keys()) if (!names.has(name)) this.byPeer.delete(name);
+  }
+}
+
+interface PeerPlan {
+  routes: PlannedRoute[];
+  unreachable: Unreachable[];
+  vtep?: { ip: string; tunnel: string; mac: string };
+}
+
+export function planOverlay(r: ClusterResources, local: LocalNode, cache?: PeerPlans): OverlayPlan {
   const ix = clusterIndex(r);
   const localCidr = cidrText(local.address);
   const s: PlanState = { ix, local, localCidr, routes: [], unreachable: [], vteps: new Map() };
@@ -90,9 +128,18 @@ export function planOverlay(r: ClusterResources, local: LocalNode): OverlayPlan 
   }
   for (const name of ix.blockHolders) {
     if (name === local.name) continue;
-    const peer: Peer = { record: ix.nodes.get(name) ?? { name } };
-    for (const b of ix.blocks.get(name)!) planBlock(s, peer, b);
+    const computed = (): PeerPlan => {
+      const one: PlanState = { ...s, routes: [], unreachable: [], vteps: new Map() };
+      const peer: Peer = { record: ix.nodes.get(name) ?? { name } };
+      for (const b of ix.blocks.get(name)!) planBlock(one, peer, b);
+      return { routes: one.routes, unreachable: one.unreachable, vtep: one.vteps.get(name) };
+    };
+    const plan = cache ? cache.get(s, name, computed) : computed();
+    for (const x of plan.routes) s.routes.push(x);
+    for (const x of plan.unreachable) s.unreachable.push(x);
+    if (plan.vtep) s.vteps.set(name, plan.vtep);
   }
+  cache?.keepOnly(new Set(ix.blockHolders));
   const dev = tunnelDevices(r, local, ix.nodes.get(local.name) ?? { name: local.name });
   const vteps = [...s.vteps];
   return {

@@ -137,6 +137,9 @@ export const toRoute = (r: DesiredRoute): Route =>
 const sameRoute = (a: Route, b: Route): boolean =>
   a.blackhole === b.blackhole && (a.blackhole || (a.via === b.via && a.dev === b.dev));
 
+const sameAsWanted = (h: Route, w: DesiredRoute): boolean =>
+  h.dst === w.dst && (w.kind === 'blackhole' ? h.blackhole : !h.blackhole && h.via === w.via && h.dev === w.dev);
+
 const describeRoute = (r: Route): string => (r.blackhole ? 'blackhole' : `via ${r.via} dev ${r.dev}`);
 
 /**
@@ -144,14 +147,15 @@ const describeRoute = (r: Route): string => (r.blackhole ? 'blackhole' : `via ${
  * leaves a destination alone when another program routes it. `emptied` devices lost their routes
  * already (deleted, recreated or taken down in this diff).
  */
-export function syncRoutes(have: OverlayState, want: DesiredRoute[], emptied: Set<string>) {
+export function syncRoutes(have: OverlayState, wantAll: DesiredRoute[], emptied: Set<string>) {
   const lines: string[][] = [];
   const changes: string[] = [];
   const leftAlone: string[] = [];
+  const [haveRoutes, want] = emptied.size ? [have.routes, wantAll] : trimCommon(have.routes, wantAll, sameAsWanted);
   const wanted = new Map(want.map((r) => [r.dst, toRoute(r)]));
-  const ours = new Map(have.routes.map((r) => [r.dst, r]));
+  const ours = new Map(haveRoutes.map((r) => [r.dst, r]));
   const foreign = new Map(have.foreign.map((r) => [r.dst, r]));
-  for (const cur of have.routes) {
+  for (const cur of haveRoutes) {
     const w = wanted.get(cur.dst);
     if (w && sameRoute(cur, w)) continue;
     if (!(cur.dev && emptied.has(cur.dev))) lines.push(routeDel(cur)); // changed ones are written anew below
@@ -175,10 +179,31 @@ export function syncRoutes(have: OverlayState, want: DesiredRoute[], emptied: Se
   return { lines, changes, leftAlone };
 }
 
+/**
+ * The two lists less the entries they share at their start and at their end, in the same order. An
+ * incremental apply diffs against the previous plan, which lists peers in the same order: a change to
+ * one peer then leaves a middle of a few entries, and the diff costs comparisons, not maps of the cluster.
+ * Keys are unique in each list, so an entry stripped here cannot be needed in the middle.
+ */
+export function trimCommon<A, B>(have: A[], want: B[], same: (a: A, b: B) => boolean): [A[], B[]] {
+  let start = 0;
+  while (start < have.length && start < want.length && same(have[start], want[start])) start++;
+  let end = 0;
+  while (
+    end < have.length - start &&
+    end < want.length - start &&
+    same(have[have.length - 1 - end], want[want.length - 1 - end])
+  ) {
+    end++;
+  }
+  return [have.slice(start, have.length - end), want.slice(start, want.length - end)];
+}
+
 /** Generic permanent-entry sync for neighbours and FDB entries, keyed by what identifies them. */
 function syncEntries<T>(
-  have: T[],
-  want: T[],
+  haveAll: T[],
+  wantAll: T[],
+  same: (a: T, b: T) => boolean,
   key: (t: T) => string,
   del: (t: T) => string[],
   put: (t: T) => string[],
@@ -186,6 +211,7 @@ function syncEntries<T>(
 ) {
   const lines: string[][] = [];
   const changes: string[] = [];
+  const [have, want] = trimCommon(haveAll, wantAll, same);
   const wanted = new Set(want.map(key));
   const held = new Set(have.map(key));
   for (const h of have) {
@@ -216,6 +242,7 @@ export function diffOverlay(have: OverlayState, want: DesiredOverlay): OverlayDi
     const neigh = syncEntries(
       vx.fresh ? [] : have.neighbours,
       want.neighbours,
+      (a, b) => a.ip === b.ip && a.mac === b.mac,
       (n) => `${n.ip} ${n.mac}`,
       (n) => neighDel(n, dev),
       (n) => neighReplace(n, dev),
@@ -224,6 +251,7 @@ export function diffOverlay(have: OverlayState, want: DesiredOverlay): OverlayDi
     const entries = syncEntries(
       vx.fresh ? [] : have.fdb,
       want.fdb,
+      (a, b) => a.mac === b.mac && a.dst === b.dst,
       (f) => `${f.mac} ${f.dst}`,
       (f) => fdbDel(f, dev),
       (f) => fdbReplace(f, dev),

@@ -96,6 +96,7 @@ describe('ClusterFile', () => {
     expect(after).not.toBe(before);
     const r = await ds.load();
     expect(r.pools[0].natOutgoing).toBe(false);
+    ds.flushCache(); // a reload writes the cache once its caller's apply is done
     expect(readCache().revision).toBe(after);
   });
 
