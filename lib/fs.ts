@@ -22,31 +22,40 @@ function fsyncDir(dir: string): void {
  * Puts a file in place so that no reader ever sees half of it: `fill` writes a temp file beside `dest`,
  * which is synced and renamed over it (a running executable keeps its old inode, so no ETXTBSY).
  */
-export function replaceAtomically(dest: string, fill: (tmp: string) => void): void {
+export function replaceAtomically(dest: string, fill: (tmp: string) => void, durable = true): void {
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   const tmp = tmpName(dest);
   try {
     fill(tmp);
-    const fd = fs.openSync(tmp, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+    if (durable) {
+      const fd = fs.openSync(tmp, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
     }
     fs.renameSync(tmp, dest);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(path.dirname(dest));
+  if (durable) fsyncDir(path.dirname(dest));
 }
 
-/** Writes `data` to `dest` atomically (write, then rename), with `mode`. */
-export function writeAtomic(dest: string, data: Buffer | string, mode = 0o644): void {
-  replaceAtomically(dest, (tmp) => {
-    fs.writeFileSync(tmp, data, { flag: 'wx', mode });
-    fs.chmodSync(tmp, mode);
-  });
+/**
+ * Writes `data` to `dest` atomically (write, then rename), with `mode`. `durable: false` skips the
+ * fsyncs: for state that is rebuilt anyway after a crash (under /run, which a reboot empties).
+ */
+export function writeAtomic(dest: string, data: Buffer | string, mode = 0o644, durable = true): void {
+  replaceAtomically(
+    dest,
+    (tmp) => {
+      fs.writeFileSync(tmp, data, { flag: 'wx', mode });
+      fs.chmodSync(tmp, mode);
+    },
+    durable,
+  );
 }
 
 export function symlinkAtomic(target: string, dest: string): void {

@@ -11,6 +11,7 @@ import { log } from '../log';
 import type { Health } from './http';
 import type { AgentMetrics, ApplyKind } from './metrics';
 import { watchKernel } from './watch';
+import { collectWhenIdle } from './idle-gc';
 import type { Watcher } from '../datastore/datastore';
 
 export interface AgentOptions {
@@ -162,6 +163,7 @@ export class NodeAgent implements Health {
         );
       }
       this.revision = revision;
+      collectWhenIdle();
       if (!incremental && this.opts.afterFullApply) {
         const r = await this.ctx.resources();
         this.opts.afterFullApply(r).catch((e) => log.warn(`after the apply: ${(e as Error).message}`));
