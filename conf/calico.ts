@@ -365,6 +365,11 @@ function visit(doc: unknown, where: string, found: (kind: Read['kind'], res: Res
   }
 }
 
+let lastValid: { pools: readonly IPPool[]; affinities: readonly BlockAffinity[] } = { pools: [], affinities: [] };
+
+const sameElements = <T>(a: readonly T[], b: readonly T[]): boolean =>
+  a.length === b.length && a.length > 0 && a.every((x, i) => x === b[i]);
+
 /** Rules across resources: unique names, no overlapping pools, blocks inside a pool and of its size. */
 function validateTogether(r: ClusterResources, locate: (o: object, fallback: string) => string): void {
   const unique = (kind: string, list: { name: string }[]): void => {
@@ -388,6 +393,9 @@ function validateTogether(r: ClusterResources, locate: (o: object, fallback: str
         );
     }),
   );
+  // A long-running process loads the same blocks and pools again after most changes (a node moved):
+  // when every one is the same frozen object as at the last successful check, they are valid together.
+  if (sameElements(lastValid.pools, r.pools) && sameElements(lastValid.affinities, r.affinities)) return;
   for (const a of r.affinities) {
     const at = (): string => locate(a, `BlockAffinity ${a.name}`); // only for an error: a string per block costs
     const pool = r.pools.find((p) => overlaps(p.cidr, a.cidr));
@@ -418,6 +426,8 @@ function validateTogether(r: ClusterResources, locate: (o: object, fallback: str
       );
     }
   });
+  if (Object.isFrozen(r.affinities[0] ?? {}) || r.affinities.length === 0)
+    lastValid = { pools: r.pools, affinities: r.affinities };
 }
 
 /**
