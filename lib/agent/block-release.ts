@@ -8,7 +8,7 @@ import { log } from '../log';
 import type { ClusterResources } from '../../conf/calico';
 import type { IpamStore } from '../../ipam/store';
 import type { ClusterContext } from '../cluster/context';
-import { poolOf } from '../cluster/identity';
+import { ipipTunnelAddr, poolOf, vxlanTunnelAddr } from '../cluster/identity';
 import type { EtcdDatastore } from '../datastore/etcd-datastore';
 import { releaseBlock } from '../datastore/etcd-blocks';
 
@@ -41,21 +41,28 @@ export class BlockReleaser {
     const name = this.ctx.conf.nodeName;
     const mine = r.affinities.filter((a) => a.node === name);
     const used = this.inUse(mine.map((a) => a.cidr));
+    // The blocks holding this node's tunnel addresses stay: the tunnel device and its peers use them.
+    const self = r.nodes.find((n) => n.name === name) ?? { name };
+    const tunnels = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self)].filter((a) => a !== undefined);
+    const kept = new Set(mine.filter((a) => !this.ctx.withheld.has(formatCidr(a.cidr))));
     const released: string[] = [];
     for (const a of mine) {
       const key = formatCidr(a.cidr);
-      if (used.get(key)) {
+      if (used.get(key) || tunnels.some((t) => t.family === a.cidr.ip.family && contains(a.cidr, t))) {
         this.emptySince.delete(key);
         continue;
       }
       const since = this.emptySince.get(key) ?? now;
       this.emptySince.set(key, since);
+      if (now - since < this.graceSeconds * 1000) continue;
+      // at least one block of each pool stays with the node, counting those released in this pass
       const pool = poolOf(r, a.cidr);
-      const others = mine.filter(
-        (b) => b !== a && pool && poolOf(r, b.cidr) === pool && !this.ctx.withheld.has(formatCidr(b.cidr)),
-      );
-      if (now - since < this.graceSeconds * 1000 || others.length === 0) continue;
-      if (await this.release(a.cidr)) released.push(key);
+      const others = [...kept].filter((b) => b !== a && poolOf(r, b.cidr) === pool);
+      if (!pool || others.length === 0) continue;
+      if (await this.release(a.cidr)) {
+        released.push(key);
+        kept.delete(a);
+      }
     }
     for (const key of this.emptySince.keys())
       if (!mine.some((a) => formatCidr(a.cidr) === key)) this.emptySince.delete(key);

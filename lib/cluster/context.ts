@@ -19,6 +19,7 @@ import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
 import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
 import { LocalNode, OverlayPlan, PeerPlans, planOverlay } from './plan';
+import { ensureNodeRecord } from './registration';
 import { agentRunning, ipamOf, NodeSnapshot, readSnapshot, waitForSnapshot, writeSnapshot } from './snapshot';
 import { log } from '../log';
 import { TABBY_VERSION } from '../about';
@@ -265,6 +266,7 @@ export class ClusterContext {
       if (now.blocks.length !== seen.blocks.length) return now; // another pod start claimed meanwhile
       const { cidr, pool } = await claimBlock(etcd, this.conf.nodeName, now.claim ?? seen.claim!);
       await new IpBatch().add(...routeReplace({ dst: formatCidr(cidr), blackhole: true })).run();
+      if (!(await agentRunning(this.conf.stateDir))) await ensureNodeRecord(this, etcd);
       const next = { ...now, blocks: [...now.blocks, formatCidr(cidr)], at: new Date().toISOString() };
       writeSnapshot(this.conf.stateDir, next);
       log.info(`claimed block ${formatCidr(cidr)} of pool ${pool} for node ${this.conf.nodeName}`);

@@ -185,7 +185,8 @@ function planBlock(s: PlanState, peer: Peer, b: BlockAffinity): void {
     return cannot('IPv6 blocks are routed only by an underlay that knows pod addresses (tabby tunnels IPv4)');
   }
   const address = peer.record.ipv4Address;
-  if (!address) return cannot(`node ${name} has no IPv4 address in the cluster file`);
+  if (!address)
+    return cannot(`node ${name} has no IPv4 address in the datastore (no Node, or no spec.bgp.ipv4Address)`);
   const peerIP = (peer.ip ??= ipText(address.ip));
   const same = contains(local.address, address.ip);
   const subnet = same ? "this node's subnet" : 'another subnet than';

@@ -11,7 +11,7 @@ import { ownerOf } from '../datastore/etcd-keys';
 import type { ClusterContext } from './context';
 import { derivedTunnelAddr, vtepMacFor } from './identity';
 
-/** Set on a Node the agent wrote; a Node without it was applied by a person. */
+/** Set on a Node tabby wrote (`agent`, or `plugin` for a node without one); without it, a person applied it. */
 export const REGISTERED_BY = 'tabby.dev/registered-by';
 
 type Doc = { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any };
@@ -38,7 +38,7 @@ export async function registerNode(
   const name = ctx.conf.nodeName;
   const existing = await ds.getResource('Node', name);
   const old: Doc = existing ? JSON.parse(existing.value) : {};
-  const byHand = existing && old.metadata?.annotations?.[REGISTERED_BY] !== 'agent' && old.spec?.bgp?.ipv4Address;
+  const byHand = existing && !old.metadata?.annotations?.[REGISTERED_BY] && old.spec?.bgp?.ipv4Address;
   const address = byHand ? String(old.spec.bgp.ipv4Address) : formatCidr((await ctx.detectAddress()).cidr);
   const node = {
     apiVersion: 'projectcalico.org/v3',
@@ -78,4 +78,21 @@ export async function registerNode(
   if (ipip) spec.bgp.ipv4IPIPTunnelAddr = formatIP(ipip);
   else delete spec.bgp.ipv4IPIPTunnelAddr;
   if (JSON.stringify(spec) !== JSON.stringify(node.spec)) await ds.putResource('Node', name, { ...node, spec });
+}
+
+/**
+ * A pod start on a node with no agent claims blocks; without a Node its peers could not route them. So it
+ * creates one, if there is none, with the autodetected address and the VTEP MAC (one transaction, only
+ * when it claims). The agent, when it starts, registers the node in full.
+ */
+export async function ensureNodeRecord(ctx: ClusterContext, ds: EtcdDatastore): Promise<void> {
+  const name = ctx.conf.nodeName;
+  const node = {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'Node',
+    metadata: { name, annotations: { [REGISTERED_BY]: 'plugin' } },
+    spec: { bgp: { ipv4Address: formatCidr((await ctx.detectAddress()).cidr) }, vxlanTunnelMACAddr: vtepMacFor(name) },
+  };
+  const r = await ds.etcd().createIfAbsent(ds.keys.resource('Node', name), JSON.stringify(node));
+  if (r.succeeded) log.info(`registered node ${name} (no agent): ${node.spec.bgp.ipv4Address}`);
 }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ip, ipJson, nsExec, run, RunResult } from './proc';
+import { EtcdCluster, startEtcd, StartOptions } from './etcd';
 
 /**
  * Simulated nodes for multi-node tests and the demo (no vitest here). Each node is a network namespace:
@@ -12,6 +13,11 @@ import { ip, ipJson, nsExec, run, RunResult } from './proc';
  * hangs off the router too. The router knows nothing of pod addresses. Every node runs tabby inside its
  * own namespace with its own data and state directories, and its own copy of the conflist, all reading
  * one cluster file.
+ *
+ * For clusters in etcd (test/etcd, the etcd demo): create() takes options (another underlay, so that a
+ * pool like 192.168.0.0/16 overlaps no node address; a fourth node on the far subnet), startEtcd() runs
+ * etcd in the router, where every node reaches it, useEtcd() points the conflists at it, and addNode()
+ * adds hosts to either subnet.
  */
 
 export interface SimNode {
@@ -58,6 +64,46 @@ export interface Pod {
   result: any;
 }
 
+/**
+ * How SimCluster.create builds a cluster other than the default one (all optional). With any options
+ * object, the far subnet is a bridge on the router's far leg (so it takes more than one node); without
+ * one, the cluster is exactly as it always was.
+ */
+export interface SimClusterOptions {
+  tag?: string;
+  natBackend?: string;
+  /** The two underlay subnets, each a.b.c.0/24 (default 192.168.10.0/24 and 192.168.20.0/24): the
+   * router is .1, node-a .11, node-b .12 (lan), node-c .13 and node-d .14 (far). */
+  lan?: string;
+  far?: string;
+  /** 4 adds node-d on the far subnet. */
+  nodes?: 3 | 4;
+}
+
+/** The plugin entry's `datastore` for an etcd cluster (what useEtcd writes). */
+export interface EtcdDatastoreOptions {
+  prefix?: string;
+  /** The client certificate and CA of a TLS cluster (default: the cluster's own, when it has them). */
+  tls?: boolean;
+  username?: string;
+  password?: string;
+  /** Overrides or additions, as they go into the JSON (e.g. a wrong keyFile). */
+  extra?: Record<string, unknown>;
+}
+
+export function etcdDatastore(etcd: EtcdCluster, o: EtcdDatastoreOptions = {}): Record<string, unknown> {
+  const f = o.tls !== false ? etcd.tlsFiles : undefined;
+  return {
+    type: 'etcd',
+    endpoints: etcd.endpoints,
+    prefix: o.prefix ?? '/tabby',
+    ...(f ? { caFile: f.ca, certFile: f.cert, keyFile: f.key } : {}),
+    ...(o.username ? { username: o.username } : {}),
+    ...(o.password !== undefined ? { password: o.password } : {}),
+    ...(o.extra ?? {}),
+  };
+}
+
 export const EXTERNAL_IP = '203.0.113.10';
 /** An address inside another pool's CIDR, on the external host: traffic to it must never be NATed. */
 export const OTHER_POOL_IP = '10.10.0.10';
@@ -67,6 +113,19 @@ const NODE_SPECS = [
   { name: 'node-b', ip: '192.168.10.12', subnet: 'lan' },
   { name: 'node-c', ip: '192.168.20.13', subnet: 'far' },
 ] as const;
+
+interface NodeSpec {
+  name: string;
+  ip: string;
+  subnet: 'lan' | 'far';
+}
+
+/** The first three octets of an a.b.c.0/24 (the only underlay shape SimCluster builds). */
+function base24(cidr: string): string {
+  const m = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(cidr);
+  if (!m) throw new Error(`SimCluster: underlay subnet must be a.b.c.0/24, got ${cidr}`);
+  return m[1];
+}
 
 /** Calico resources for the three nodes with one /24 block each from `pool`, plus whatever `extra` adds. */
 export function clusterYaml(
@@ -114,26 +173,57 @@ export class SimCluster {
   readonly external: string;
   private readonly namespaces: string[] = [];
   private readonly servers: ChildProcess[] = [];
+  /** The underlay's /24s (first three octets), and whether the far subnet is a bridge (see SimClusterOptions). */
+  readonly lanBase: string;
+  readonly farBase: string;
+  private readonly farBridge: boolean;
+  private readonly specs: NodeSpec[];
+  /** etcd clusters started in the router (stopped by destroy). */
+  private readonly etcds: EtcdCluster[] = [];
+  /** Set by useEtcd: the `datastore` every conflist written from then on gets instead of `cluster`. */
+  private datastore: Record<string, unknown> | undefined;
+  private hostCount = 0;
 
   private constructor(
     readonly tag: string,
     readonly tabby: string[],
     readonly natBackend?: string,
+    readonly options?: SimClusterOptions,
   ) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
     this.clusterFile = path.join(this.dir, 'cluster.yaml');
     this.sw = `${tag}-sw`;
     this.router = `${tag}-rt`;
     this.external = `${tag}-ext`;
+    this.lanBase = base24(options?.lan ?? '192.168.10.0/24');
+    this.farBase = base24(options?.far ?? '192.168.20.0/24');
+    this.farBridge = options !== undefined;
+    const specs: NodeSpec[] = NODE_SPECS.map((n) => ({ ...n }));
+    if (options?.nodes === 4) specs.push({ name: 'node-d', ip: '192.168.20.14', subnet: 'far' });
+    this.specs = specs.map((n) => ({
+      ...n,
+      ip: `${n.subnet === 'lan' ? this.lanBase : this.farBase}.${n.ip.split('.')[3]}`,
+    }));
   }
 
-  /** Builds the underlay. `tabby` is the command line that starts tabby (binary, or node + bundle). */
+  /** The router's address on the lan subnet (where startEtcd serves). */
+  get routerLanIp(): string {
+    return `${this.lanBase}.1`;
+  }
+
+  /**
+   * Builds the underlay. `tabby` is the command line that starts tabby (binary, or node + bundle).
+   * The second argument is a tag, or a SimClusterOptions object (another underlay, a fourth node).
+   */
   static async create(
     tabby: string[],
-    tag = `tbc${randomBytes(3).toString('hex')}`,
+    tagOrOptions: string | SimClusterOptions = `tbc${randomBytes(3).toString('hex')}`,
     natBackend?: string,
   ): Promise<SimCluster> {
-    const c = new SimCluster(tag, tabby, natBackend);
+    const options = typeof tagOrOptions === 'object' ? tagOrOptions : undefined;
+    const tag =
+      typeof tagOrOptions === 'string' ? tagOrOptions : (options?.tag ?? `tbc${randomBytes(3).toString('hex')}`);
+    const c = new SimCluster(tag, tabby, natBackend ?? options?.natBackend, options);
     try {
       await c.build();
     } catch (e) {
@@ -161,8 +251,8 @@ export class SimCluster {
   }
 
   private async build(): Promise<void> {
-    const nodeNs = (spec: (typeof NODE_SPECS)[number]): string => `${this.tag}-${spec.name}`;
-    const all = [this.sw, this.router, this.external, ...NODE_SPECS.map(nodeNs)];
+    const nodeNs = (spec: NodeSpec): string => `${this.tag}-${spec.name}`;
+    const all = [this.sw, this.router, this.external, ...this.specs.map(nodeNs)];
     this.namespaces.push(...all); // first: destroy() removes whatever part of them exists
     await this.ipBatch(
       undefined,
@@ -175,8 +265,8 @@ export class SimCluster {
       ...(addr ? [['address', 'add', addr, 'dev', name]] : []),
       ['link', 'set', name, 'up'],
     ];
-    const lan = NODE_SPECS.filter((s) => s.subnet === 'lan');
-    const far = NODE_SPECS.find((s) => s.subnet === 'far')!;
+    const lan = this.specs.filter((s) => s.subnet === 'lan');
+    const far = this.specs.filter((s) => s.subnet === 'far');
     // The switch: a bridge whose ports are the router's lan leg and the lan nodes' eth0.
     await this.ipBatch(this.sw, [
       lo,
@@ -188,15 +278,33 @@ export class SimCluster {
         const port = `p-${spec.name.slice(-1)}`;
         return [...veth(port, undefined, nodeNs(spec), 'eth0'), ['link', 'set', port, 'master', 'br0']];
       }),
+      // With options: a second bridge for the far subnet, so that it takes more than one node.
+      ...(this.farBridge
+        ? [
+            ['link', 'add', 'br1', 'type', 'bridge'],
+            ['link', 'set', 'br1', 'up'],
+            ...veth('p-rtf', undefined, this.router, 'far0'),
+            ['link', 'set', 'p-rtf', 'master', 'br1'],
+            ...far.flatMap((spec) => {
+              const port = `p-${spec.name.slice(-1)}`;
+              return [...veth(port, undefined, nodeNs(spec), 'eth0'), ['link', 'set', port, 'master', 'br1']];
+            }),
+          ]
+        : []),
     ]);
     // The router: lan leg on the switch, far leg to node-c, and the external host (which also holds an
     // address of another pool, routed to it).
     await this.ipBatch(this.router, [
       lo,
-      ['address', 'add', '192.168.10.1/24', 'dev', 'lan0'],
+      ['address', 'add', `${this.lanBase}.1/24`, 'dev', 'lan0'],
       ['link', 'set', 'lan0', 'up'],
       ...veth('ext0', '203.0.113.1/24', this.external, 'eth0'),
-      ...veth('far0', '192.168.20.1/24', nodeNs(far), 'eth0'),
+      ...(this.farBridge
+        ? [
+            ['address', 'add', `${this.farBase}.1/24`, 'dev', 'far0'],
+            ['link', 'set', 'far0', 'up'],
+          ]
+        : veth('far0', `${this.farBase}.1/24`, nodeNs(far[0]), 'eth0')),
       ['route', 'add', '10.10.0.0/16', 'via', EXTERNAL_IP],
     ]);
     await nsExec(this.router, '/usr/sbin/sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
@@ -205,43 +313,126 @@ export class SimCluster {
       ['address', 'add', `${EXTERNAL_IP}/24`, 'dev', 'eth0'],
       ['link', 'set', 'eth0', 'up'],
       ['address', 'add', `${OTHER_POOL_IP}/32`, 'dev', 'lo'],
-      ['route', 'add', '192.168.0.0/16', 'via', '203.0.113.1'],
+      ...(this.options
+        ? [
+            ['route', 'add', `${this.lanBase}.0/24`, 'via', '203.0.113.1'],
+            ['route', 'add', `${this.farBase}.0/24`, 'via', '203.0.113.1'],
+          ]
+        : [['route', 'add', '192.168.0.0/16', 'via', '203.0.113.1']]),
     ]);
-    for (const spec of NODE_SPECS) {
+    for (const spec of this.specs) {
       const ns = nodeNs(spec);
       await this.ipBatch(ns, [
         lo,
         ['address', 'add', `${spec.ip}/24`, 'dev', 'eth0'],
         ['link', 'set', 'eth0', 'up'],
-        ['route', 'add', 'default', 'via', spec.subnet === 'lan' ? '192.168.10.1' : '192.168.20.1'],
+        ['route', 'add', 'default', 'via', `${spec.subnet === 'lan' ? this.lanBase : this.farBase}.1`],
       ]);
-      const conflist = path.join(this.dir, `${spec.name}.conflist`);
-      fs.writeFileSync(
-        conflist,
-        JSON.stringify(
-          {
-            cniVersion: '1.1.0',
-            name: 'tabbynet',
-            plugins: [
-              {
-                type: 'tabby',
-                logFile: path.join(this.dir, `${spec.name}.log`),
-                logLevel: 'info',
-                cluster: this.clusterFile,
-                nodeName: spec.name,
-                ...(this.natBackend ? { natBackend: this.natBackend } : {}),
-                stateDir: path.join(this.dir, spec.name, 'state'),
-                ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, spec.name, 'ipam') },
-              },
-            ],
-          },
-          null,
-          2,
-        ),
-      );
-      const block = `10.244.${NODE_SPECS.indexOf(spec) + 1}.0/24`;
+      const conflist = this.writeConflist(spec.name);
+      const block = `10.244.${this.specs.indexOf(spec) + 1}.0/24`;
       this.nodes.push({ name: spec.name, ns, ip: spec.ip, prefix: 24, block, conflist });
     }
+  }
+
+  /** Writes a node's conflist: the cluster file, or the etcd datastore once useEtcd ran. */
+  private writeConflist(name: string, datastore = this.datastore): string {
+    const conflist = path.join(this.dir, `${name}.conflist`);
+    fs.writeFileSync(
+      conflist,
+      JSON.stringify(
+        {
+          cniVersion: '1.1.0',
+          name: 'tabbynet',
+          plugins: [
+            {
+              type: 'tabby',
+              logFile: path.join(this.dir, `${name}.log`),
+              logLevel: 'info',
+              ...(datastore ? { datastore } : { cluster: this.clusterFile }),
+              nodeName: name,
+              ...(this.natBackend ? { natBackend: this.natBackend } : {}),
+              stateDir: path.join(this.dir, name, 'state'),
+              ipam: { type: 'tabby-ipam', dataDir: path.join(this.dir, name, 'ipam') },
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
+    return conflist;
+  }
+
+  /** The log file tabby writes on a node (plugin and agent). */
+  logFile(node: SimNode): string {
+    return path.join(this.dir, `${node.name}.log`);
+  }
+
+  /**
+   * Starts etcd inside the router namespace, serving clients on the router's lan address (every node
+   * reaches it: the lan directly, the far subnet through the router). Stopped by destroy().
+   */
+  async startEtcd(opts: Omit<StartOptions, 'netns' | 'host'> = {}): Promise<EtcdCluster> {
+    const etcd = await startEtcd({ ...opts, netns: this.router, host: this.routerLanIp });
+    this.etcds.push(etcd);
+    return etcd;
+  }
+
+  /**
+   * Points the cluster at etcd instead of the cluster file: rewrites the conflists of `nodes` (default:
+   * every node) with `datastore` (etcdDatastore's), and nodes added from now on get it too.
+   */
+  useEtcd(etcd: EtcdCluster, o: EtcdDatastoreOptions = {}, nodes: SimNode[] = this.nodes): Record<string, unknown> {
+    const datastore = etcdDatastore(etcd, o);
+    this.datastore = datastore;
+    for (const n of nodes) this.writeConflist(n.name, datastore);
+    return datastore;
+  }
+
+  /** Rewrites one node's conflist with this `datastore` object (e.g. wrong credentials). */
+  setDatastore(node: SimNode, datastore: Record<string, unknown>): void {
+    this.writeConflist(node.name, datastore);
+  }
+
+  /** A namespace for a pod, removed by destroy() (for ADDs run by hand). */
+  podNetns(podName: string): Promise<string> {
+    return this.netns(`${this.tag}-${podName}`);
+  }
+
+  /**
+   * Adds a host to the lan or the far subnet (the far one needs a cluster made with options): a node
+   * namespace with eth0 on that subnet's bridge, address .`hostId` (default: from .100 up), a default
+   * route via the router, and its own conflist, state and IPAM directories. `join` (default true) makes
+   * it one of `nodes` (countUnderlay, cleanup of pods); its namespace is removed by destroy() either way.
+   */
+  async addNode(
+    name: string,
+    subnet: 'lan' | 'far' = 'lan',
+    o: { hostId?: number; join?: boolean } = {},
+  ): Promise<SimNode> {
+    if (subnet === 'far' && !this.farBridge)
+      throw new Error('SimCluster: the far subnet takes more nodes only with options');
+    const id = o.hostId ?? 100 + this.hostCount;
+    this.hostCount++;
+    const ns = `${this.tag}-${name}`;
+    const port = `h${this.hostCount}-${randomBytes(2).toString('hex')}`;
+    const base = subnet === 'lan' ? this.lanBase : this.farBase;
+    this.namespaces.push(ns);
+    await ip(undefined, ['netns', 'add', ns]);
+    await this.ipBatch(this.sw, [
+      ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns],
+      ['link', 'set', port, 'master', subnet === 'lan' ? 'br0' : 'br1'],
+      ['link', 'set', port, 'up'],
+    ]);
+    await this.ipBatch(ns, [
+      ['link', 'set', 'lo', 'up'],
+      ['address', 'add', `${base}.${id}/24`, 'dev', 'eth0'],
+      ['link', 'set', 'eth0', 'up'],
+      ['route', 'add', 'default', 'via', `${base}.1`],
+    ]);
+    const node: SimNode = { name, ns, ip: `${base}.${id}`, prefix: 24, block: '', conflist: this.writeConflist(name) };
+    if (o.join !== false) this.nodes.push(node);
+    return node;
   }
 
   node(name: string): SimNode {
@@ -286,6 +477,29 @@ export class SimCluster {
   /** Runs `tabby <args>` (the CLI) inside a node. */
   cli(node: SimNode, ...args: string[]): Promise<RunResult> {
     return nsExec(node.ns, this.tabby[0], [...this.tabby.slice(1), ...args]);
+  }
+
+  /**
+   * ADD of a pod that may fail: the pod when it succeeded, and the plugin's answer either way. A failed
+   * ADD's namespace is removed at once.
+   */
+  async tryAddPod(
+    nodeOrName: SimNode | string,
+    podName: string,
+    config?: Record<string, unknown>,
+  ): Promise<{ pod?: Pod; run: RunResult }> {
+    const node = typeof nodeOrName === 'string' ? this.node(nodeOrName) : nodeOrName;
+    const ns = await this.podNetns(podName);
+    const r = await this.cni(node, 'ADD', `${this.tag}-${podName}`, `/var/run/netns/${ns}`, config);
+    if (r.code !== 0) {
+      await run('/usr/sbin/ip', ['netns', 'del', ns]);
+      this.namespaces.splice(this.namespaces.indexOf(ns), 1);
+      return { run: r };
+    }
+    const result = JSON.parse(r.stdout);
+    const pod = { name: podName, ns, node, ip: String(result.ips[0].address).split('/')[0], result };
+    this.pods.push(pod);
+    return { pod, run: r };
   }
 
   async addPod(nodeName: string, podName: string): Promise<Pod> {
@@ -470,7 +684,8 @@ export class SimCluster {
         .flatMap((p) => [
           `oifname "eth0" ip daddr ${p.ip} ip protocol 4 counter comment "ipip ${p.name}"`,
           `oifname "eth0" ip daddr ${p.ip} udp dport 4789 counter comment "vxlan ${p.name}"`,
-          `oifname "eth0" ip daddr ${p.block} counter comment "plain ${p.name}"`,
+          // a node that has claimed no block yet (etcd) has no plain counter
+          ...(p.block ? [`oifname "eth0" ip daddr ${p.block} counter comment "plain ${p.name}"`] : []),
         ]);
       const text = [
         `table ip ${UNDERLAY_TABLE}`,
@@ -538,6 +753,7 @@ export class SimCluster {
 
   async destroy(): Promise<void> {
     for (const s of this.servers) s.kill('SIGKILL');
+    await Promise.all(this.etcds.splice(0).map((e) => e.stop()));
     for (const ns of this.namespaces.splice(0).reverse()) await run('/usr/sbin/ip', ['netns', 'del', ns]);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -48,6 +48,8 @@ export interface EtcdCluster {
   /** Where the members run: their namespace and listen address (undefined: the root namespace, 127.0.0.1). */
   netns?: string;
   host: string;
+  /** The cluster's own directory: each member's data dir and log, the certificates (removed by stop). */
+  dir: string;
 }
 
 export interface StartOptions {

@@ -64,7 +64,7 @@ function referencePlan(r: ClusterResources, local: LocalNode): OverlayPlan {
         continue;
       }
       if (!peer.ipv4Address) {
-        cannot(`node ${name} has no IPv4 address in the cluster file`);
+        cannot(`node ${name} has no IPv4 address in the datastore (no Node, or no spec.bgp.ipv4Address)`);
         continue;
       }
       const ip = formatIP(peer.ipv4Address.ip);
