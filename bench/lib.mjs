@@ -21,7 +21,8 @@ const TIMEOUT_MS = 120_000;
 const liveChildren = new Set();
 
 /** True when the module at `url` is the script node was started with. */
-export const isMain = (url) => process.argv[1] !== undefined && url === pathToFileURL(path.resolve(process.argv[1])).href;
+export const isMain = (url) =>
+  process.argv[1] !== undefined && url === pathToFileURL(path.resolve(process.argv[1])).href;
 
 /**
  * Runs a program (argument array, no shell). Resolves with exit code, output and `ms`, the wall time
@@ -37,7 +38,10 @@ export function run(file, args, { env = process.env, input = '', timeoutMs = TIM
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (b) => out.push(b));
     child.stderr.on('data', (b) => err.push(b));
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code, signal) => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       clearTimeout(timer);
@@ -67,7 +71,8 @@ export function preflight() {
   if (process.getuid?.() !== 0) problems.push('must run as root (network namespaces)');
   if (!fs.existsSync(TABBY_BIN)) problems.push(`${TABBY_BIN} not found: run \`npm run build\` first`);
   for (const p of ['ptp', 'host-local']) {
-    if (!fs.existsSync(path.join(REF_CNI_DIR, p))) problems.push(`${REF_CNI_DIR}/${p} not found (apt-get install containernetworking-plugins)`);
+    if (!fs.existsSync(path.join(REF_CNI_DIR, p)))
+      problems.push(`${REF_CNI_DIR}/${p} not found (apt-get install containernetworking-plugins)`);
   }
   if (problems.length) throw new Error(`cannot run the benchmarks:\n  ${problems.join('\n  ')}`);
 }
@@ -83,8 +88,13 @@ function cleanupSync() {
   for (const child of liveChildren) child.kill('SIGKILL');
   if (liveNetns.size) {
     try {
-      execFileSync(IP, ['-force', '-batch', '-'], { input: [...liveNetns].map((n) => `netns del ${n}`).join('\n') + '\n', stdio: ['pipe', 'ignore', 'ignore'] });
-    } catch { /* some were already gone */ }
+      execFileSync(IP, ['-force', '-batch', '-'], {
+        input: [...liveNetns].map((n) => `netns del ${n}`).join('\n') + '\n',
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+    } catch {
+      /* some were already gone */
+    }
     liveNetns.clear();
   }
   for (const d of liveDirs) fs.rmSync(d, { recursive: true, force: true });
@@ -95,7 +105,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, async () => {
     process.stderr.write(`\n${sig}: stopping the plugins still running and cleaning up\n`);
     // Wait (briefly) for the killed plugins to be gone, so none writes into a dir being removed.
-    const gone = [...liveChildren].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r))));
+    const gone = [...liveChildren].map(
+      (c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r))),
+    );
     for (const child of liveChildren) child.kill('SIGKILL');
     await Promise.race([Promise.all(gone), new Promise((r) => setTimeout(r, 5000))]);
     cleanupSync();
@@ -167,8 +179,12 @@ export function contenders({ tabbyExtra = {} } = {}) {
       network: 'benchnet',
       dataDir: path.join(tdir, 'data'),
       conf: {
-        cniVersion: '1.0.0', name: 'benchnet', type: 'tabby', mtu: 1450,
-        logFile: path.join(tdir, 'tabby.log'), logLevel: 'info',
+        cniVersion: '1.0.0',
+        name: 'benchnet',
+        type: 'tabby',
+        mtu: 1450,
+        logFile: path.join(tdir, 'tabby.log'),
+        logLevel: 'info',
         ...tabbyExtra,
         ipam: ipamConf('tabby-ipam', path.join(tdir, 'data')),
       },
@@ -179,7 +195,10 @@ export function contenders({ tabbyExtra = {} } = {}) {
       network: 'benchnet',
       dataDir: path.join(rdir, 'data'),
       conf: {
-        cniVersion: '1.0.0', name: 'benchnet', type: 'ptp', mtu: 1450,
+        cniVersion: '1.0.0',
+        name: 'benchnet',
+        type: 'ptp',
+        mtu: 1450,
         ipam: ipamConf('host-local', path.join(rdir, 'data')),
       },
     },
@@ -200,7 +219,11 @@ export async function cni(node, c, command, containerId, podNetns) {
     CNI_PATH: REF_CNI_DIR,
   };
   const r = await run(IP, ['netns', 'exec', node, ...c.argv], { env, input: JSON.stringify(c.conf) });
-  try { r.json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { r.json = undefined; }
+  try {
+    r.json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    r.json = undefined;
+  }
   return r;
 }
 
@@ -208,7 +231,9 @@ export async function cni(node, c, command, containerId, podNetns) {
 export function expectOk(c, command, containerId, r) {
   const ok = r.code === 0 && (command !== 'ADD' || r.json?.ips?.length > 0);
   if (!ok) {
-    throw new Error(`${c.name} ${command} ${containerId} failed: exit ${r.code}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}`);
+    throw new Error(
+      `${c.name} ${command} ${containerId} failed: exit ${r.code}\n  stdout: ${r.stdout.trim()}\n  stderr: ${r.stderr.trim()}`,
+    );
   }
   return r;
 }
@@ -216,7 +241,9 @@ export function expectOk(c, command, containerId, r) {
 /** IP-named files in the contender's data dir: the reservations it still holds. */
 export function reservations(c) {
   try {
-    return fs.readdirSync(path.join(c.dataDir, c.network)).filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n) || /^[0-9a-f:]*:[0-9a-f:]*$/i.test(n));
+    return fs
+      .readdirSync(path.join(c.dataDir, c.network))
+      .filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n) || /^[0-9a-f:]*:[0-9a-f:]*$/i.test(n));
   } catch (e) {
     if (e.code === 'ENOENT') return [];
     throw e;
@@ -248,7 +275,8 @@ export const fmtRatio = (r) => `${r.toFixed(2)}x`;
 export function printTable(header, rows) {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
-  const line = (r) => r.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]) : String(v).padStart(widths[i]))).join('   ');
+  const line = (r) =>
+    r.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]) : String(v).padStart(widths[i]))).join('   ');
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('   '));
   for (const r of rows) console.log(line(r));
