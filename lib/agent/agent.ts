@@ -45,6 +45,8 @@ export class NodeAgent implements Health {
   private running?: Promise<void>;
   private watchers: Watcher[] = [];
   private stopped = false;
+  /** Whether `opts.prepare` has run (etcd: registered); reset when the node's address changes. */
+  private prepared = false;
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -109,8 +111,6 @@ export class NodeAgent implements Health {
       if (this.pending) this.timer = setTimeout(() => this.drain(), 0);
     });
   }
-
-  private prepared = false;
 
   private async step(kind: ApplyKind, reason: string): Promise<void> {
     if (!this.prepared && this.opts.prepare) {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DISABLED_OTHER_POOL, EXTERNAL_IP, OTHER_POOL_IP, Pod, SimCluster, SimNode } from '../helpers/cluster';
+import { printReachability } from './reachability';
+import { DISABLED_OTHER_POOL, Pod, SimCluster, SimNode } from '../helpers/cluster';
 import { AgentProcess, httpGet, startAgent, stopAgent, waitFor } from '../helpers/agent';
 import { stopAllEtcd } from '../helpers/etcd';
 
@@ -106,32 +107,7 @@ async function main(): Promise<number> {
       );
     }
 
-    console.log('\npod pairs:');
-    console.log(`  ${'from'.padEnd(14)}${'to'.padEnd(14)}${'reachable'.padEnd(11)}${'encapsulated'.padEnd(14)}path`);
-    const subnet = (p: Pod) => p.node.ip.split('.').slice(0, 3).join('.');
-    for (const x of pods) {
-      for (const y of pods) {
-        if (x === y) continue;
-        const before = await c.txPackets(x.node.ns, 'vxlan.tabby');
-        const ok = await c.reachable(x.ns, y.ip, 1400);
-        const encap = (await c.txPackets(x.node.ns, 'vxlan.tabby')) > before;
-        const sameSubnet = subnet(x) === subnet(y);
-        const fmt = (p: Pod) => `${p.name}@${p.node.name.slice(-1)}`.padEnd(14);
-        console.log(
-          `  ${fmt(x)}${fmt(y)}${(ok ? 'yes' : 'NO').padEnd(11)}${(encap ? 'yes' : 'no').padEnd(14)}${sameSubnet ? 'same subnet: direct' : 'across subnets: VXLAN'}`,
-        );
-        if (!ok || encap === sameSubnet) fail(`${x.name} -> ${y.name}`);
-      }
-    }
-    console.log('\nto the outside:');
-    for (const p of pods) {
-      const seen = await c.sourceSeenBy(p.ns, EXTERNAL_IP);
-      const other = await c.sourceSeenBy(p.ns, OTHER_POOL_IP);
-      console.log(
-        `  ${p.name} (${p.ip}) -> external ${EXTERNAL_IP}: seen as ${seen ?? 'nothing'} (${seen === p.node.ip ? 'NATed to its node' : 'NOT NATed'}); -> disabled pool ${OTHER_POOL_IP}: seen as ${other ?? 'nothing'} (${other === p.ip ? 'not NATed' : 'NATed'})`,
-      );
-      if (seen !== p.node.ip || other !== p.ip) fail(`NAT of ${p.name}`);
-    }
+    for (const f of await printReachability(c, pods)) fail(f);
     for (const p of [...c.pods]) {
       const r = await c.delPod(p);
       if (r.code !== 0) fail(`DEL ${p.name}: ${r.stdout}`);

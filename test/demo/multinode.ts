@@ -1,13 +1,6 @@
 import * as path from 'node:path';
-import {
-  clusterYaml,
-  DISABLED_OTHER_POOL,
-  EXTERNAL_IP,
-  OTHER_POOL_IP,
-  Pod,
-  SimCluster,
-  vxlanPool,
-} from '../helpers/cluster';
+import { printReachability } from './reachability';
+import { clusterYaml, DISABLED_OTHER_POOL, Pod, SimCluster, vxlanPool } from '../helpers/cluster';
 
 /**
  * The multi-node demo: three nodes on two subnets, a VXLAN CrossSubnet pool with natOutgoing, one pod per
@@ -34,31 +27,7 @@ async function main(): Promise<number> {
     const status = await c.cli(c.node('node-a'), 'status', '--config', c.node('node-a').conflist);
     console.log(`\n$ tabby status   (on node-a)\n${status.stdout}${status.stderr}`);
 
-    console.log('pod pairs:');
-    console.log(`  ${'from'.padEnd(14)}${'to'.padEnd(14)}${'reachable'.padEnd(11)}${'encapsulated'.padEnd(14)}path`);
-    for (const a of pods) {
-      for (const b of pods) {
-        if (a === b) continue;
-        const before = await c.txPackets(a.node.ns, 'vxlan.tabby');
-        const ok = await c.reachable(a.ns, b.ip, 1400);
-        const encap = (await c.txPackets(a.node.ns, 'vxlan.tabby')) > before;
-        const sameSubnet = a.node.ip.startsWith('192.168.10.') && b.node.ip.startsWith('192.168.10.');
-        if (!ok || encap === sameSubnet) failures++;
-        const fmt = (p: Pod) => `${p.name}@${p.node.name.slice(-1)}`.padEnd(14);
-        console.log(
-          `  ${fmt(a)}${fmt(b)}${(ok ? 'yes' : 'NO').padEnd(11)}${(encap ? 'yes' : 'no').padEnd(14)}${sameSubnet ? 'same subnet: direct' : 'across subnets: VXLAN'}`,
-        );
-      }
-    }
-    console.log('\nto the outside:');
-    for (const p of pods) {
-      const seen = await c.sourceSeenBy(p.ns, EXTERNAL_IP);
-      const other = await c.sourceSeenBy(p.ns, OTHER_POOL_IP);
-      if (seen !== p.node.ip || other !== p.ip) failures++;
-      console.log(
-        `  ${p.name} (${p.ip}) -> external ${EXTERNAL_IP}: seen as ${seen ?? 'nothing'} (${seen === p.node.ip ? 'NATed to its node' : 'NOT NATed'}); -> disabled pool ${OTHER_POOL_IP}: seen as ${other ?? 'nothing'} (${other === p.ip ? 'not NATed' : 'NATed'})`,
-      );
-    }
+    failures += (await printReachability(c, pods)).length;
     for (const p of [...c.pods]) {
       const r = await c.delPod(p);
       if (r.code !== 0) failures++;
