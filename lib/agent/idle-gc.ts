@@ -8,7 +8,14 @@ import * as vm from 'node:vm';
 let collect: (() => void) | undefined;
 let timer: NodeJS.Timeout | undefined;
 
-/** Schedules one full collection `delayMs` after the last call. */
+/** Above this resident size the collection runs at once, after the apply, rather than when idle. */
+const PRESSING_RSS = 135 * 1024 * 1024;
+
+/**
+ * Called after each apply (the kernel holds it by then): one full collection `delayMs` after the last
+ * call, or right away when the process is large (a big cluster changing often would otherwise grow the
+ * heap between idle moments).
+ */
 export function collectWhenIdle(delayMs = 1000): void {
   if (!collect) {
     // the only way to reach gc() without a command-line flag (the executable takes none)
@@ -16,6 +23,10 @@ export function collectWhenIdle(delayMs = 1000): void {
     collect = vm.runInNewContext('gc') as () => void;
   }
   clearTimeout(timer);
+  if (process.memoryUsage.rss() > PRESSING_RSS) {
+    collect();
+    return;
+  }
   timer = setTimeout(() => collect!(), delayMs);
   timer.unref();
 }
