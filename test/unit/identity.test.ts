@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { BlockAffinity, ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
-import { formatIP, parseCidr, parseIP } from '../../lib/net/addr';
+import { ClusterResources, NodeRecord } from '../../conf/calico';
+import { formatIP, parseIP } from '../../lib/net/addr';
 import {
   autodetectAddress,
   blocksOf,
@@ -13,6 +13,7 @@ import {
   vxlanTunnelAddr,
 } from '../../lib/cluster/identity';
 import { validAutodetectMethod } from '../../conf/autodetect';
+import { aff, cidr, pool } from '../helpers/fixtures';
 
 /** Calico's derivation, written out independently: 0x66, then the first five bytes of sha1(name). */
 function calicoMac(name: string): string {
@@ -20,23 +21,6 @@ function calicoMac(name: string): string {
   return ['66', h.slice(0, 2), h.slice(2, 4), h.slice(4, 6), h.slice(6, 8), h.slice(8, 10)].join(':');
 }
 
-const cidr = (s: string) => parseCidr(s)!;
-const pool = (name: string, c: string, extra: Partial<IPPool> = {}): IPPool => ({
-  name,
-  cidr: cidr(c),
-  vxlanMode: 'Never',
-  ipipMode: 'Never',
-  natOutgoing: false,
-  disabled: false,
-  disableBGPExport: false,
-  blockSize: 26,
-  nodeSelector: 'all()',
-  namespaceSelector: '',
-  allowedUses: ['Workload', 'Tunnel'],
-  assignmentMode: 'Automatic',
-  ...extra,
-});
-const aff = (node: string, c: string): BlockAffinity => ({ name: `${node}-${c}`, node, cidr: cidr(c) });
 const show = (a: ReturnType<typeof derivedTunnelAddr>) => (a ? formatIP(a) : undefined);
 
 describe('vtepMacFor', () => {

@@ -1,27 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { BlockAffinity, ClusterResources, IPPool, NodeRecord, resourcesFromDocuments } from '../../conf/calico';
 import { DocumentCache } from '../../conf/cluster-documents';
-import { Addr, Cidr, contains, formatCidr, formatIP, networkOf, offset, parseCidr, parseIP } from '../../lib/net/addr';
+import { Addr, Cidr, contains, formatCidr, formatIP, networkOf, offset, parseIP } from '../../lib/net/addr';
 import { blocksOf, clusterIndex, derivedTunnelAddr, vtepMacFor } from '../../lib/cluster/identity';
 import { LocalNode, OverlayPlan, planOverlay, PlannedRoute, Unreachable } from '../../lib/cluster/plan';
 import { bigClusterYaml, bigNodeAddress, bigNodeBlock } from '../helpers/big-cluster';
-
-const cidr = (s: string): Cidr => parseCidr(s)!;
-const pool = (name: string, c: string, extra: Partial<IPPool> = {}): IPPool => ({
-  name,
-  cidr: cidr(c),
-  vxlanMode: 'Never',
-  ipipMode: 'Never',
-  natOutgoing: false,
-  disabled: false,
-  disableBGPExport: false,
-  blockSize: 26,
-  nodeSelector: 'all()',
-  namespaceSelector: '',
-  allowedUses: ['Workload', 'Tunnel'],
-  assignmentMode: 'Automatic',
-  ...extra,
-});
+import { cidr, pool } from '../helpers/fixtures';
 
 type Encap = 'vxlan' | 'ipip';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
-import { parseCidr, parseIP } from '../../lib/net/addr';
+import { parseIP } from '../../lib/net/addr';
 import { vtepMacFor } from '../../lib/cluster/identity';
 import { LocalNode, OverlayPlan, planOverlay, PlannedRoute } from '../../lib/cluster/plan';
 import {
@@ -11,29 +11,11 @@ import {
   VXLAN_PORT,
   VXLAN_VNI,
 } from '../../lib/dataplane/devices';
+import { aff, cidr, nodeRec, pool as basePool } from '../helpers/fixtures';
 
-const cidr = (s: string) => parseCidr(s)!;
-const pool = (name: string, c: string, extra: Partial<IPPool> = {}): IPPool => ({
-  name,
-  cidr: cidr(c),
-  vxlanMode: 'Never',
-  ipipMode: 'Never',
-  natOutgoing: false,
-  disabled: false,
-  disableBGPExport: false,
-  blockSize: 24,
-  nodeSelector: 'all()',
-  namespaceSelector: '',
-  allowedUses: ['Workload', 'Tunnel'],
-  assignmentMode: 'Automatic',
-  ...extra,
-});
-const nodeRec = (name: string, addr?: string, extra: Partial<NodeRecord> = {}): NodeRecord => ({
-  name,
-  ipv4Address: addr ? cidr(addr) : undefined,
-  ...extra,
-});
-const aff = (node: string, c: string) => ({ name: `${node}-${c.replace(/[./]/g, '-')}`, node, cidr: cidr(c) });
+/** plan.test's pools are cut in /24 blocks. */
+const pool = (name: string, c: string, extra: Partial<IPPool> = {}): IPPool =>
+  basePool(name, c, { blockSize: 24, ...extra });
 
 /** Three nodes: a and b on 192.168.10.0/24, c on 192.168.20.0/24; one /24 block each, c has two. */
 function cluster(
