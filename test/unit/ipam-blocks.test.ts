@@ -3,13 +3,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseIpamConf, rangeSetsFromBlocks } from '../../ipam/config';
-import { ClusterResources, IPPool } from '../../conf/calico';
+import { ClusterResources } from '../../conf/calico';
 import { formatIP, parseCidr, parseIP } from '../../lib/net/addr';
 import { describeRangeSet, isGateway } from '../../ipam/range';
 import { ipamAdd } from '../../ipam/ipam';
 import { derivedTunnelAddr } from '../../lib/cluster/identity';
 import { parseCniArgs } from '../../lib/cni/args';
 import { expectCniErrorAsync } from './cni-error';
+import { pool as fixturePool } from '../helpers/fixtures';
 
 const cidr = (s: string) => parseCidr(s)!;
 
@@ -42,20 +43,7 @@ describe('rangeSetsFromBlocks', () => {
   });
 
   it("reserves the derived tunnel address: it is the gateway of the node's first block", () => {
-    const pool: IPPool = {
-      name: 'p',
-      cidr: cidr('10.244.0.0/16'),
-      vxlanMode: 'Always',
-      ipipMode: 'Never',
-      natOutgoing: false,
-      disabled: false,
-      disableBGPExport: false,
-      blockSize: 26,
-      nodeSelector: 'all()',
-      namespaceSelector: '',
-      allowedUses: ['Workload', 'Tunnel'],
-      assignmentMode: 'Automatic',
-    };
+    const pool = fixturePool('p', '10.244.0.0/16', { vxlanMode: 'Always' });
     const blocks = ['10.244.3.64/26', '10.244.1.192/26'];
     const r: ClusterResources = {
       pools: [pool],
