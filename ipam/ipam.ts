@@ -15,7 +15,36 @@ interface Allocation {
   rangeSetIndex: number;
 }
 
-/** Picks one address in each rangeset: a requested one where it falls in the set, else the next free one. */
+/** No free address in a rangeset: the family says which (a cluster node may claim a block of that family). */
+export class NoFreeAddressError extends CniError {
+  constructor(
+    readonly family: 4 | 6,
+    message: string,
+  ) {
+    super(Code.NoFreeAddress, message);
+  }
+}
+
+/** Why a requested address cannot be had: who holds it, or what it is for. */
+function unavailable(ip: Addr, set: RangeSet, store: IpamStore, conf: IpamConf, who: Attachment): CniError {
+  const s = formatIP(ip);
+  const holder = store.holder(s);
+  let why: string;
+  if (holder && holder.containerId === who.containerId && holder.ifname === who.ifname)
+    why = 'this attachment holds it';
+  else if (holder) why = `in use by container ${holder.containerId}${holder.ifname ? ` (${holder.ifname})` : ''}`;
+  else if (conf.reserved.some((r) => formatIP(r) === s)) why = "it is this node's tunnel address";
+  else why = 'in use';
+  return new CniError(
+    Code.AddressUnavailable,
+    `requested IP address ${s} is not available in range set ${describeRangeSet(set)}: ${why}`,
+  );
+}
+
+/**
+ * Picks one address in each rangeset: a requested one where it falls in the set, else the next free one
+ * (with `conf.exact`, only the sets holding a requested address give one).
+ */
 function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: string[]): Allocation[] {
   const used = new Set([...reserved, ...conf.reserved.map(formatIP)]);
   const requested = [...conf.requested];
@@ -38,17 +67,16 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
             `requested IP ${formatIP(ip)} is the gateway of range set ${describeRangeSet(set)}`,
           );
         }
-        if (!take(ip, i)) {
-          throw new CniError(
-            Code.AddressUnavailable,
-            `requested IP address ${formatIP(ip)} is not available in range set ${describeRangeSet(set)}`,
-          );
-        }
+        if (!take(ip, i)) throw unavailable(ip, set, store, conf, who);
         return;
       }
+      if (conf.exact) return;
       const last = store.lastReserved(i);
       for (const ip of walkRangeSet(set, last ? parseIP(last) : undefined)) if (take(ip, i)) return;
-      throw new CniError(Code.NoFreeAddress, `no IP addresses available in range set: ${describeRangeSet(set)}`);
+      throw new NoFreeAddressError(
+        set[0].subnet.ip.family,
+        `no IP addresses available in range set: ${describeRangeSet(set)}`,
+      );
     });
     if (requested.length > 0) {
       throw new CniError(

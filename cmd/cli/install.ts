@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { CliCommand, UsageError } from './command';
 import { ID_RE } from '../../lib/cni/env';
 import { replaceAtomically, symlinkAtomic, writeAtomic } from '../../lib/fs';
+import { POD_ANNOTATIONS } from '../../ipam/pod-request';
 
 /**
  * `tabby install`: puts tabby on a node the way runtimes look for it. The executable goes into a CNI
@@ -179,15 +180,38 @@ function readIfExists(file: string): Buffer | undefined {
   }
 }
 
+const capabilitiesOf = (p: Record<string, unknown>): Record<string, unknown> =>
+  typeof p.capabilities === 'object' && p.capabilities !== null && !Array.isArray(p.capabilities)
+    ? (p.capabilities as Record<string, unknown>)
+    : {};
+
+/**
+ * A tabby entry without the capability that makes containerd (and CRI-O) pass the pod's annotations in
+ * runtimeConfig: install adds it, so that the Calico annotations choosing pools and addresses reach tabby.
+ */
+const lacksPodAnnotations = (p: Record<string, unknown>): boolean =>
+  p.type === 'tabby' && capabilitiesOf(p)[POD_ANNOTATIONS] !== true;
+
+/**
+ * The conflist as installed (pure): the source text as it is, unless a tabby entry needs `nodeName` or
+ * the pod-annotations capability; then re-serialized with them, every other key kept.
+ */
+export function conflistToInstall(text: string, nodeName?: string): string {
+  const doc = JSON.parse(text) as { plugins: Record<string, unknown>[] };
+  if (nodeName === undefined && !doc.plugins.some(lacksPodAnnotations)) return text;
+  for (const p of doc.plugins) {
+    if (p.type !== 'tabby') continue;
+    if (nodeName !== undefined) p.nodeName = nodeName;
+    if (lacksPodAnnotations(p)) p.capabilities = { ...capabilitiesOf(p), [POD_ANNOTATIONS]: true };
+  }
+  return JSON.stringify(doc, null, 2);
+}
+
 /** Reads and validates the conflist, and refuses a foreign file at its destination (unless forced). */
 function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: Buffer } {
-  let text = fs.readFileSync(o.conflist, 'utf8');
-  validateConflist(text, o.conflist);
-  if (o.nodeName !== undefined) {
-    const doc = JSON.parse(text) as { plugins: Record<string, unknown>[] };
-    for (const p of doc.plugins) if (p.type === 'tabby') p.nodeName = o.nodeName;
-    text = JSON.stringify(doc, null, 2);
-  }
+  const source = fs.readFileSync(o.conflist, 'utf8');
+  validateConflist(source, o.conflist);
+  const text = conflistToInstall(source, o.nodeName);
   const dest = path.join(o.confDir, o.confName);
   const old = readIfExists(dest);
   if (old !== undefined && !o.force) {
