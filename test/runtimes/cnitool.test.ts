@@ -215,7 +215,7 @@ describe('tabby under cnitool, a 1.1.0 list', () => {
     await n.ok('del', pod);
   });
 
-  it('STATUS: cnitool exits 1 with tabby`s code-50 message once a /30 range is used up, and 0 after DEL', async () => {
+  it("STATUS: cnitool exits 1 with tabby's code-50 message once a /30 range is used up, and 0 after DEL", async () => {
     const n = await CnitoolNode.create('tbr-status');
     n.writeList([n.tabby({ ipam: { ranges: [[{ subnet: '10.244.9.0/30' }]] } })]);
     const pod = await sb.netns();
@@ -358,7 +358,7 @@ describe('CAP_ARGS through the chained reference portmap', () => {
       timeoutMs: 20_000,
     });
 
-  it('portMappings: hostPort 18080 DNATs to the pod`s 8080, from the node and from a client; DEL removes the rules', async () => {
+  it("portMappings: hostPort 18080 DNATs to the pod's 8080, from the node and from a client; DEL removes the rules", async () => {
     // Debian's portmap (v1.1.1) speaks up to 1.0.0 and refuses a 1.1.0 list, so this list is 1.0.0.
     const n = await CnitoolNode.create('tbr-portmap');
     n.writeList([n.tabby(), { type: 'portmap', capabilities: { portMappings: true } }], '1.0.0');
