@@ -25,22 +25,6 @@ export class NoFreeAddressError extends CniError {
   }
 }
 
-/** Why a requested address cannot be had: who holds it, or what it is for. */
-function unavailable(ip: Addr, set: RangeSet, store: IpamStore, conf: IpamConf, who: Attachment): CniError {
-  const s = formatIP(ip);
-  const holder = store.holder(s);
-  let why: string;
-  if (holder && holder.containerId === who.containerId && holder.ifname === who.ifname)
-    why = 'this attachment holds it';
-  else if (holder) why = `in use by container ${holder.containerId}${holder.ifname ? ` (${holder.ifname})` : ''}`;
-  else if (conf.reserved.some((r) => formatIP(r) === s)) why = "it is this node's tunnel address";
-  else why = 'in use';
-  return new CniError(
-    Code.AddressUnavailable,
-    `requested IP address ${s} is not available in range set ${describeRangeSet(set)}: ${why}`,
-  );
-}
-
 /**
  * Picks one address in each rangeset: a requested one where it falls in the set, else the next free one
  * (with `conf.exact`, only the sets holding a requested address give one).
@@ -67,7 +51,7 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
             `requested IP ${formatIP(ip)} is the gateway of range set ${describeRangeSet(set)}`,
           );
         }
-        if (!take(ip, i)) throw unavailable(ip, set, store, conf, who);
+        if (!take(ip, i)) throw new CniError(Code.AddressUnavailable, inUse(conf, store, ip));
         return;
       }
       if (conf.exact) return;
@@ -89,6 +73,15 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
     throw e;
   }
   return out;
+}
+
+/** Why a requested address cannot be had, naming who holds it. */
+function inUse(conf: IpamConf, store: IpamStore, ip: Addr): string {
+  const s = formatIP(ip);
+  if (conf.reserved.some((r) => formatIP(r) === s)) return `requested IP address ${s} is this node's tunnel address`;
+  const h = store.holder(s);
+  const by = h ? ` by container ${h.containerId}${h.ifname ? ` (${h.ifname})` : ''}` : '';
+  return `requested IP address ${s} is already in use${by} in network ${conf.network}`;
 }
 
 const prefixOf = (set: RangeSet, ip: Addr): number => rangeSetContains(set, ip)!.subnet.prefix;
@@ -176,6 +169,7 @@ export async function ipamGc(conf: IpamConf, valid: Attachment[]): Promise<GcOut
   return store.withLock(() => {
     const out: GcOutcome = { garbage: [], released: [], errors: [] };
     for (const r of store.list()) {
+      if (conf.ownRangesOnly && !conf.rangeSets.some((set) => inRangeSet(set, r.ip))) continue;
       // a legacy reservation (no ifname) is live while its container has any valid attachment
       const live = r.ifname === '' ? keepIds.has(r.containerId) : keep.has(`${r.containerId}\u0000${r.ifname}`);
       if (live) continue;
@@ -191,6 +185,11 @@ export async function ipamGc(conf: IpamConf, valid: Attachment[]): Promise<GcOut
     return out;
   });
 }
+
+const inRangeSet = (set: RangeSet, ip: string): boolean => {
+  const a = parseIP(ip);
+  return a !== undefined && rangeSetContains(set, a) !== undefined;
+};
 
 /** Turns GC errors into one CNI error that lists them all. */
 export function gcError(errors: string[]): CniError {
