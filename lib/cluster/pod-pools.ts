@@ -13,7 +13,7 @@ import { IN_PROCESS_IPAM } from '../../conf/netconf';
 import { ipamClient, IpamClient } from '../../ipam/client';
 import { NoFreeAddressError, storeFor } from '../../ipam/ipam';
 import { parseIpamConf } from '../../ipam/config';
-import { Family, podRequest, PodRequest } from '../../ipam/pod-request';
+import { asksForAnything, Family, podRequest, PodRequest } from '../../ipam/pod-request';
 import { claimBlock, claimBlockAt, ClaimPlan } from '../datastore/etcd-blocks';
 import type { ClusterContext, PodClaim } from './context';
 import { ipamOf, NodeSnapshot } from './snapshot';
@@ -130,7 +130,12 @@ export async function allocateForPod(
   for (let tries = 0; tries < MAX_TRIES; tries++) {
     let choice: Choice;
     try {
-      choice = choosePodBlocks(await viewOf(cluster, node, fresh), pod);
+      // A snapshot of an older tabby has no pools: a pod that asks for nothing takes any block, as then,
+      // rather than load the whole datastore on every pod start.
+      choice =
+        !node.pools && !fresh && !asksForAnything(pod)
+          ? { blocks: ipamOf(node).blocks, unheld: [], empty: [], named: {} }
+          : choosePodBlocks(await viewOf(cluster, node, fresh), pod);
     } catch (e) {
       // a pool made since the snapshot (etcd: the agent keeps it current; without one it may lag)
       if (!(e instanceof UnknownPoolError) || fresh || !cluster.datastore.remote) throw e;
