@@ -107,7 +107,7 @@ function requireFree(req: Request, choice: Choice, pod: PodRequest): void {
     if (h)
       throw new CniError(
         Code.AddressUnavailable,
-        `requested IP address ${formatIP(a)} is in use by container ${h.containerId}${h.ifname ? ` (${h.ifname})` : ''}`,
+        `requested IP address ${formatIP(a)} is already in use by container ${h.containerId}${h.ifname ? ` (${h.ifname})` : ''}`,
       );
   }
 }
