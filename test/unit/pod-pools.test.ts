@@ -1,4 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseIpamConf } from '../../ipam/config';
+import { ipamAdd } from '../../ipam/ipam';
 import { parseCniArgs } from '../../lib/cni/args';
 import { CniEnv } from '../../lib/cni/env';
 import { Addr, formatCidr, formatIP, parseIP } from '../../lib/net/addr';
@@ -226,5 +231,35 @@ describe('tabby install: the pod-annotations capability', () => {
     expect(JSON.parse(conflistToInstall(JSON.stringify(bare))).plugins[0].capabilities).toEqual({
       [POD_ANNOTATIONS]: true,
     });
+  });
+});
+
+describe('tabby-ipam with the request', () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  const conf = (ann: Record<string, string>, cluster?: Parameters<typeof parseIpamConf>[2], ranges?: unknown) => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-podreq-'));
+    dirs.push(dataDir);
+    return parseIpamConf(
+      withAnn(ann, { ipam: { type: 'tabby-ipam', dataDir, ...(ranges ? { ranges } : {}) } }),
+      env(),
+      cluster,
+    );
+  };
+
+  it('ipAddrs is exact: the other family gets no address', async () => {
+    const c = conf({ [IP_ADDRS]: '["10.0.0.5"]' }, undefined, [
+      [{ subnet: '10.0.0.0/24' }],
+      [{ subnet: 'fd00::/120' }],
+    ]);
+    const r = await ipamAdd(c, { containerId: 'c1', ifname: 'eth0' });
+    expect(r.ips!.map((x) => x.address)).toEqual(['10.0.0.5/24']);
+  });
+
+  it('a pool annotation is refused unless the blocks were chosen for it (own ranges, or a delegate)', () => {
+    const ann = { [IPV4_POOLS]: '["main"]' };
+    expectCniError(() => conf(ann, undefined, [[{ subnet: '10.0.0.0/24' }]]), 7, /ipv4pools"\]: pools are chosen only/);
+    expectCniError(() => conf(ann, { blocks: [cidr('10.1.1.0/24')], reserved: [] }), 7, /pools are chosen only/);
+    expect(conf(ann, { blocks: [cidr('10.1.1.0/24')], reserved: [], poolsChosen: true }).rangeSets).toHaveLength(1);
   });
 });
