@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
-import { CliCommand, flagValue as flag, table, UsageError } from './command';
+import { command, table } from './command';
+import { loadPluginConfig } from './conflist';
 import { parseNetConf } from '../../conf/netconf';
-import { isObj, Obj } from '../../conf/fields';
 import { ClusterContext, NodeMode } from '../../lib/cluster/context';
 import { OverlayPlan } from '../../lib/cluster/plan';
 import { formatCidr } from '../../lib/net/addr';
@@ -10,25 +9,19 @@ import { log } from '../../lib/log';
 
 /** `tabby plan`, `tabby reconcile`, `tabby status`: the cluster overlay, for people. */
 
-/** The tabby entry of a conflist (or a single plugin config), with the list's name and version, as a runtime passes it. */
-export function loadPluginConfig(file: string): Obj {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  if (!isObj(doc)) throw new Error(`${file}: not a JSON object`);
-  const plugins = Array.isArray(doc.plugins) ? doc.plugins : [doc];
-  const entry = plugins.find((p) => isObj(p) && p.type === 'tabby');
-  if (!isObj(entry)) throw new Error(`${file}: no plugin of type "tabby"`);
-  return { ...entry, name: doc.name, cniVersion: doc.cniVersion ?? entry.cniVersion };
-}
+export { loadPluginConfig } from './conflist';
+
+/** The flag every cluster command takes: the node's conflist. */
+export const CONFIG_FLAG = {
+  type: 'string',
+  arg: 'CONFLIST',
+  required: true,
+  help: "the node's conflist (or a single tabby config): the cluster file or datastore and nodeName come from its tabby entry",
+} as const;
 
 /** The node's cluster context from `--config CONFLIST`. */
-export function clusterContextFromFlags(args: string[]): ClusterContext {
-  const file = flag(args, '--config');
-  if (!file) throw new UsageError('--config <conflist> is required');
+export function clusterContextFromFlags(args: { config: string }): ClusterContext {
+  const file = args.config;
   const raw = loadPluginConfig(file);
   const conf = parseNetConf(raw, String(raw.cniVersion ?? '1.1.0'));
   if (!conf.cluster) throw new Error(`${file}: the tabby plugin has no "cluster" file or "datastore" configured`);
@@ -72,21 +65,25 @@ function printPlan(p: OverlayPlan): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
-export const planCommand: CliCommand = {
-  usage: ['plan --config CONFLIST [--json]  what tabby would install on this node, and why (changes nothing)'],
+export const planCommand = command({
+  name: 'plan',
+  summary: 'what tabby would install on this node, and why (changes nothing)',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'the whole plan as JSON, for scripts' } },
   async run(args) {
     const plan = await clusterContextFromFlags(args).plan();
-    if (args.includes('--json')) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+    if (args.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
     else printPlan(plan);
     return 0;
   },
-};
+});
 
-export const reconcileCommand: CliCommand = {
-  usage: ['reconcile --config CONFLIST     apply the cluster file now: nodes joined or left, pools edited'],
+export const reconcileCommand = command({
+  name: 'reconcile',
+  summary: 'apply the cluster now on this node: nodes joined or left, pools edited',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'the changes as JSON, for scripts' } },
   async run(args) {
     const { changes, nat } = await clusterContextFromFlags(args).reconcile();
-    if (args.includes('--json')) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
+    if (args.json) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
     else
       process.stdout.write(
         changes.length
@@ -95,7 +92,7 @@ export const reconcileCommand: CliCommand = {
       );
     return 0;
   },
-};
+});
 
 function groupBy<T>(items: T[], key: (t: T) => string | undefined): Map<string | undefined, T[]> {
   const out = new Map<string | undefined, T[]>();
@@ -114,8 +111,10 @@ const MODE_TEXT: Record<NodeMode, string> = {
   'no-agent': 'no agent (each pod start brings the overlay up to date itself)',
 };
 
-export const statusCommand: CliCommand = {
-  usage: ['status --config CONFLIST [--json] this node, its pools and blocks, its peers and how each is reached'],
+export const statusCommand = command({
+  name: 'status',
+  summary: 'this node, its pools and blocks, its peers and how each is reached',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'as JSON, for scripts' } },
   async run(args) {
     const ctx = clusterContextFromFlags(args);
     const r = await ctx.resources();
@@ -160,7 +159,7 @@ export const statusCommand: CliCommand = {
       blocks: blocksOf(r, plan.node.name).map((b) => ({ cidr: formatCidr(b.cidr), pool: poolOf(r, b.cidr)?.name })),
       peers,
     };
-    if (args.includes('--json')) {
+    if (args.json) {
       process.stdout.write(JSON.stringify(status, null, 2) + '\n');
       return 0;
     }
@@ -197,4 +196,4 @@ export const statusCommand: CliCommand = {
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   },
-};
+});

@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, UsageError } from './command';
+import { command, parseCommand, UsageError, Values } from './command';
+import { fileError, readText } from './files';
+import { validateClusterText } from './validate';
 import { ID_RE } from '../../lib/cni/env';
 import { replaceAtomically, symlinkAtomic, writeAtomic } from '../../lib/fs';
 
@@ -40,70 +42,93 @@ export interface InstallOptions {
   reconcile: boolean;
 }
 
-interface Flag {
-  key: keyof InstallOptions | 'watch';
-  value: boolean;
-}
+const INSTALL_FLAGS = {
+  conflist: {
+    type: 'string',
+    arg: 'FILE',
+    required: true,
+    help: 'the network configuration to install (must run a plugin of type "tabby")',
+  },
+  'cni-bin-dir': {
+    type: 'string',
+    arg: 'DIR',
+    help: `where runtimes look for plugins (default ${DEFAULT_BIN_DIR}); must exist: it already holds the plugins a conflist chains (loopback, portmap), so a missing one is a typo or another runtime's layout`,
+  },
+  'cni-conf-dir': {
+    type: 'string',
+    arg: 'DIR',
+    help: `where runtimes look for network configurations (default ${DEFAULT_CONF_DIR}); created if missing, as containerd and CRI-O create it themselves`,
+  },
+  name: {
+    type: 'string',
+    arg: 'F',
+    help: `the conflist's file name there (default ${DEFAULT_CONF_NAME}; containerd uses the first by name)`,
+  },
+  force: { type: 'boolean', help: "overwrite a file of that name even if it is not tabby's" },
+  'cluster-file': {
+    type: 'string',
+    arg: 'FILE',
+    help: 'also install this cluster file, validated first as `tabby validate` does: a bad one is refused',
+  },
+  'cluster-dest': {
+    type: 'string',
+    arg: 'PATH',
+    help: `... here (default ${DEFAULT_CLUSTER_DEST}; the conflist's "cluster" names it)`,
+  },
+  from: { type: 'string', arg: 'EXE', help: 'the executable to copy (default: this one)' },
+  'skip-binaries': { type: 'boolean', help: 'only the config files' },
+  'node-name': {
+    type: 'string',
+    arg: 'NAME',
+    help: 'write "nodeName": NAME into tabby\'s entry (e.g. the Kubernetes node name)',
+  },
+  watch: {
+    type: 'string',
+    arg: 'SECONDS',
+    help: 'then keep the config files in sync with their sources until SIGTERM; a bad new cluster file is refused and logged, and the last good one stays',
+  },
+  reconcile: {
+    type: 'boolean',
+    help: 'run `tabby reconcile` on the installed conflist at start and whenever a config file changed (the node network then follows the cluster file)',
+  },
+} as const;
 
-const FLAGS: Record<string, Flag> = {
-  '--cni-bin-dir': { key: 'binDir', value: true },
-  '--cni-conf-dir': { key: 'confDir', value: true },
-  '--conflist': { key: 'conflist', value: true },
-  '--name': { key: 'confName', value: true },
-  '--from': { key: 'from', value: true },
-  '--cluster-file': { key: 'clusterFile', value: true },
-  '--cluster-dest': { key: 'clusterDest', value: true },
-  '--force': { key: 'force', value: false },
-  '--skip-binaries': { key: 'skipBinaries', value: false },
-  '--node-name': { key: 'nodeName', value: true },
-  '--reconcile': { key: 'reconcile', value: false },
-  '--watch': { key: 'watch', value: true },
-};
-
-export function parseInstallArgs(args: string[]): { opts: InstallOptions; watchSeconds?: number } {
-  const got: Record<string, string | boolean> = {};
-  for (let i = 0; i < args.length; i++) {
-    const [name, inline] = args[i].split(/=(.*)/s, 2);
-    const flag = FLAGS[name];
-    if (!flag) throw new UsageError(`unknown flag ${args[i]}`);
-    if (!flag.value) {
-      got[flag.key] = true;
-      continue;
-    }
-    const v = inline ?? args[++i];
-    if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
-    got[flag.key] = v;
-  }
-  if (typeof got.conflist !== 'string')
-    throw new UsageError('--conflist FILE is required: the network configuration to install');
-  const confName = (got.confName as string | undefined) ?? DEFAULT_CONF_NAME;
+function optionsOf(v: Values<typeof INSTALL_FLAGS>): { opts: InstallOptions; watchSeconds?: number } {
+  const confName = v.name ?? DEFAULT_CONF_NAME;
   if (confName.includes('/') || !CNI_CONF_EXTENSIONS.some((e) => confName.endsWith(e))) {
     throw new UsageError(
       `--name must be a plain file name ending in ${CNI_CONF_EXTENSIONS.join(', ')}, got "${confName}"`,
     );
   }
   let watchSeconds: number | undefined;
-  if (got.watch !== undefined) {
-    watchSeconds = Number(got.watch);
+  if (v.watch !== undefined) {
+    watchSeconds = Number(v.watch);
     if (!Number.isFinite(watchSeconds) || watchSeconds <= 0)
-      throw new UsageError(`--watch needs a positive number of seconds, got "${got.watch}"`);
+      throw new UsageError(`--watch needs a positive number of seconds, got "${v.watch}"`);
   }
   return {
     opts: {
-      binDir: (got.binDir as string | undefined) ?? DEFAULT_BIN_DIR,
-      confDir: (got.confDir as string | undefined) ?? DEFAULT_CONF_DIR,
-      conflist: got.conflist,
+      binDir: v['cni-bin-dir'] ?? DEFAULT_BIN_DIR,
+      confDir: v['cni-conf-dir'] ?? DEFAULT_CONF_DIR,
+      conflist: v.conflist,
       confName,
-      from: got.from as string | undefined,
-      clusterFile: got.clusterFile as string | undefined,
-      clusterDest: (got.clusterDest as string | undefined) ?? DEFAULT_CLUSTER_DEST,
-      force: got.force === true,
-      skipBinaries: got.skipBinaries === true,
-      nodeName: got.nodeName as string | undefined,
-      reconcile: got.reconcile === true,
+      from: v.from,
+      clusterFile: v['cluster-file'],
+      clusterDest: v['cluster-dest'] ?? DEFAULT_CLUSTER_DEST,
+      force: v.force,
+      skipBinaries: v['skip-binaries'],
+      nodeName: v['node-name'],
+      reconcile: v.reconcile,
     },
     watchSeconds,
   };
+}
+
+/** The options of an install command line (as the DaemonSet's init container gives it). */
+export function parseInstallArgs(args: string[]): { opts: InstallOptions; watchSeconds?: number } {
+  const p = parseCommand(installCommand, args);
+  if (p.help) throw new UsageError('--help is not an install');
+  return optionsOf(p.values as Values<typeof INSTALL_FLAGS>);
 }
 
 function isSea(): boolean {
@@ -130,7 +155,7 @@ export function validateConflist(text: string, where: string): string[] {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${where}: not JSON: ${(e as Error).message}`);
+    throw new Error(`${where}: not JSON (${(e as Error).message})`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error(`${where}: not a JSON object`);
   const d = doc as Record<string, unknown>;
@@ -175,16 +200,36 @@ function readIfExists(file: string): Buffer | undefined {
     return fs.readFileSync(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    throw fileError(file, e);
   }
 }
 
+/** Whether `v` ("1.1.0") is a later spec version than `than`. */
+function laterVersion(v: string, than: string): boolean {
+  const [a, b] = [v, than].map((x) => x.split('.').map((n) => Number(n) || 0));
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return false;
+}
+
+/**
+ * A conflist whose cniVersion is past 1.0.0 works with libcni 1.2 and later, but containerd 1.6/1.7 (and
+ * podman 4) are built on libcni 1.1, which knows results up to 1.0.0 and ignores "cniVersions": every ADD
+ * there fails with `unsupported CNI result version "1.1.0"`. Not an error: newer runtimes are fine.
+ */
+function versionWarning(where: string, cniVersion: string): string[] {
+  if (!laterVersion(cniVersion, '1.0.0')) return [];
+  return [
+    `warning: ${where}: "cniVersion": "${cniVersion}" fails every pod on containerd 1.6 and 1.7 (libcni 1.1 accepts results up to 1.0.0: "unsupported CNI result version"); ` +
+      `for them write "cniVersion": "1.0.0", "cniVersions": ["1.0.0", "${cniVersion}"] (newer runtimes then still use ${cniVersion})`,
+  ];
+}
+
 /** Reads and validates the conflist, and refuses a foreign file at its destination (unless forced). */
-function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: Buffer } {
-  let text = fs.readFileSync(o.conflist, 'utf8');
+function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: Buffer; warnings: string[] } {
+  let text = readText(o.conflist);
   validateConflist(text, o.conflist);
+  const doc = JSON.parse(text) as { cniVersion: string; plugins: Record<string, unknown>[] };
   if (o.nodeName !== undefined) {
-    const doc = JSON.parse(text) as { plugins: Record<string, unknown>[] };
     for (const p of doc.plugins) if (p.type === 'tabby') p.nodeName = o.nodeName;
     text = JSON.stringify(doc, null, 2);
   }
@@ -195,16 +240,55 @@ function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: B
     if (!owner.ours)
       throw new Error(`${dest} exists and is not tabby's (${owner.what}); refusing to overwrite it without --force`);
   }
-  return { dest, body: text.endsWith('\n') ? text : text + '\n', old };
+  return {
+    dest,
+    body: text.endsWith('\n') ? text : text + '\n',
+    old,
+    warnings: versionWarning(o.conflist, doc.cniVersion),
+  };
 }
 
-/** Installs the config files (cluster file, then conflist); returns what it did, one line each. */
-export function installConfig(o: InstallOptions): string[] {
-  const done: string[] = [];
-  const { dest, body, old } = prepareConfig(o);
+// The last cluster file text validated, and what was wrong with it: a watcher validates a file once per
+// change, not once per round.
+let lastCluster: { text: string; problem?: string } | undefined;
 
-  if (o.clusterFile) {
-    const cluster = fs.readFileSync(o.clusterFile);
+/** The cluster file's bytes, once they passed the validation `tabby validate` does; throws naming the problem. */
+async function checkedClusterFile(file: string): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    throw fileError(file, e);
+  }
+  const text = bytes.toString('utf8');
+  if (lastCluster?.text !== text) {
+    let problem: string | undefined;
+    try {
+      await validateClusterText(text, file);
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+    lastCluster = { text, problem };
+  }
+  if (lastCluster.problem !== undefined) throw new Error(lastCluster.problem);
+  return bytes;
+}
+
+/**
+ * Installs the config files (cluster file, then conflist); returns what it did, one line each. Both are
+ * read and checked before either is written: a bad cluster file or conflist changes nothing.
+ */
+export async function installConfig(o: InstallOptions): Promise<string[]> {
+  const done: string[] = [];
+  const { dest, body, old, warnings } = prepareConfig(o);
+  const cluster = o.clusterFile ? await checkedClusterFile(o.clusterFile) : undefined;
+
+  if (!fs.existsSync(o.confDir)) {
+    fs.mkdirSync(o.confDir, { recursive: true });
+    done.push(`created ${o.confDir}`);
+  }
+
+  if (cluster) {
     const was = readIfExists(o.clusterDest);
     if (was && was.equals(cluster)) {
       done.push(`unchanged ${o.clusterDest}`);
@@ -220,6 +304,7 @@ export function installConfig(o: InstallOptions): string[] {
     writeAtomic(dest, body, 0o644);
     done.push(`wrote ${dest}`);
   }
+  done.push(...warnings);
 
   // Runtimes that take only the first config of the directory (containerd's CRI and ctr) would
   // not use tabby's if another one sorts before it.
@@ -235,6 +320,21 @@ export function installConfig(o: InstallOptions): string[] {
   return done;
 }
 
+/** The CNI bin directory must be there already: installing into a typo would leave runtimes without tabby. */
+function requireBinDir(dir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error(
+        `--cni-bin-dir ${dir}: no such directory; runtimes look for plugins in an existing one (${DEFAULT_BIN_DIR}, beside loopback and portmap): check the path, or create it first if it really is the place`,
+      );
+    throw fileError(dir, e);
+  }
+  if (!st.isDirectory()) throw new Error(`--cni-bin-dir ${dir}: not a directory`);
+}
+
 /** Installs the executable and the tabby-ipam link. */
 export function installBinaries(o: InstallOptions): string[] {
   const src = o.from ?? selfExecutable();
@@ -245,10 +345,14 @@ export function installBinaries(o: InstallOptions): string[] {
   return [`installed ${dest}`, `linked ${path.join(o.binDir, 'tabby-ipam')} -> tabby`];
 }
 
-export function install(o: InstallOptions): string[] {
-  prepareConfig(o); // refuse before touching anything
+export async function install(o: InstallOptions): Promise<string[]> {
+  // refuse before touching anything
+  prepareConfig(o);
+  if (!o.skipBinaries) requireBinDir(o.binDir);
+  if (o.clusterFile) await checkedClusterFile(o.clusterFile);
+  if (o.from !== undefined && !o.skipBinaries && !fs.existsSync(o.from)) throw fileError(o.from, { code: 'ENOENT' });
   // Binaries first: a conflist must never name a plugin that is not there yet.
-  return [...(o.skipBinaries ? [] : installBinaries(o)), ...installConfig(o)];
+  return [...(o.skipBinaries ? [] : installBinaries(o)), ...(await installConfig(o))];
 }
 
 /** `tabby reconcile --config <installed conflist>`, run as a child of this same executable. */
@@ -268,66 +372,72 @@ const print = (lines: string[]): void => {
   for (const l of lines) (l.startsWith('warning:') ? process.stderr : process.stdout).write(`tabby install: ${l}\n`);
 };
 
-const INSTALL_HELP = `Usage: tabby install --conflist FILE [flags]
-
-Puts tabby on this node: the executable and its tabby-ipam link into the CNI bin directory, then the
-conflist into the CNI config directory. Files are written beside their destination and renamed over
-it, so a runtime never reads half a file and a running plugin keeps its executable.
-
-  --conflist FILE        the network configuration to install (must run a plugin of type "tabby")
-  --cni-bin-dir DIR      where runtimes look for plugins (default ${DEFAULT_BIN_DIR})
-  --cni-conf-dir DIR     where runtimes look for network configurations (default ${DEFAULT_CONF_DIR})
-  --name F               the conflist's file name there (default ${DEFAULT_CONF_NAME}; containerd uses the first by name)
-  --force                overwrite a file of that name even if it is not tabby's
-  --cluster-file FILE    also install this cluster file ...
-  --cluster-dest PATH    ... here (default ${DEFAULT_CLUSTER_DEST}; the conflist's "cluster" names it)
-  --from EXE             the executable to copy (default: this one)
-  --skip-binaries        only the config files
-  --node-name NAME       write "nodeName": NAME into tabby's entry (e.g. the Kubernetes node name)
-  --watch SECONDS        then keep the config files in sync with their sources until SIGTERM
-  --reconcile            run \`tabby reconcile\` on the installed conflist at start and whenever a
-                         config file changed (the node network then follows the cluster file)
-`;
-
-export const installCommand: CliCommand = {
-  usage: [
-    'install --conflist FILE [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--force]  put tabby on this node (install --help)',
-  ],
-  async run(args) {
-    if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(INSTALL_HELP);
-      return 0;
-    }
-    const { opts, watchSeconds } = parseInstallArgs(args);
-    print(install(opts));
-    // At start the node may hold an older overlay than the files: reconcile once whatever changed.
-    if (opts.reconcile) print(reconcile(opts));
-    if (watchSeconds === undefined) return 0;
-    let stop = false;
-    let wake: () => void = () => undefined;
-    const quit = (): void => {
-      stop = true;
-      wake();
-    };
-    process.once('SIGTERM', quit);
-    process.once('SIGINT', quit);
-    while (!stop) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, watchSeconds * 1000);
+/** Sleeps `seconds`, or less when `wake` is called (by SIGTERM). */
+function sleeper(): { sleep(seconds: number): Promise<void>; wake(): void } {
+  let wake: () => void = () => undefined;
+  return {
+    sleep: (seconds) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, seconds * 1000);
         wake = () => {
           clearTimeout(timer);
           resolve();
         };
-      });
-      if (stop) break;
-      try {
-        const done = installConfig(opts);
-        print(done.filter((l) => !l.startsWith('unchanged') && !l.startsWith('warning:')));
-        if (opts.reconcile && wroteSomething(done)) print(reconcile(opts));
-      } catch (e) {
-        process.stderr.write(`tabby install: ${(e as Error).message}\n`);
+      }),
+    wake: () => wake(),
+  };
+}
+
+/** Keeps the config files in sync with their sources until SIGTERM or SIGINT. */
+async function watch(opts: InstallOptions, seconds: number): Promise<void> {
+  let stop = false;
+  const s = sleeper();
+  const quit = (): void => {
+    stop = true;
+    s.wake();
+  };
+  process.once('SIGTERM', quit);
+  process.once('SIGINT', quit);
+  let refused: string | undefined; // said once per problem, not once per round
+  while (!stop) {
+    await s.sleep(seconds);
+    if (stop) break;
+    try {
+      const done = await installConfig(opts);
+      if (refused !== undefined) print([`the sources are valid again`]);
+      refused = undefined;
+      if (!wroteSomething(done)) continue;
+      print(done.filter((l) => !l.startsWith('unchanged')));
+      if (opts.reconcile) print(reconcile(opts));
+    } catch (e) {
+      const message = (e as Error).message;
+      if (message !== refused) {
+        const kept = [opts.clusterFile ? opts.clusterDest : undefined, path.join(opts.confDir, opts.confName)];
+        process.stderr.write(
+          `tabby install: refused: ${message}; keeping ${kept.filter(Boolean).join(' and ')} as installed\n`,
+        );
       }
+      refused = message;
     }
+  }
+}
+
+export const installCommand = command({
+  name: 'install',
+  summary: 'put tabby on this node: the executable, the conflist and the cluster file',
+  options: INSTALL_FLAGS,
+  details: `The executable and its tabby-ipam link go into the CNI bin directory, then the conflist into the
+CNI config directory. Files are written beside their destination and renamed over it, so a runtime
+never reads half a file and a running plugin keeps its executable. Everything is read and checked
+before anything is written: a conflist that does not run tabby, a foreign file in the way, a missing
+bin directory or a cluster file that \`tabby validate\` refuses (including one without an IPPool)
+changes nothing and exits non-zero.`,
+  async run(values) {
+    const { opts, watchSeconds } = optionsOf(values);
+    print(await install(opts));
+    // At start the node may hold an older overlay than the files: reconcile once whatever changed.
+    if (opts.reconcile) print(reconcile(opts));
+    if (watchSeconds !== undefined) await watch(opts, watchSeconds);
     return 0;
   },
-};
+});
