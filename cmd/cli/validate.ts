@@ -19,7 +19,7 @@ export async function validateClusterText(text: string, file: string): Promise<C
     r = await parseClusterText(text);
   } catch (e) {
     // the datastore says "cluster file: document 2 (IPPool a): ..."; here the file has a name
-    throw new Error((e as Error).message.replace(/^cluster file: /, `${file}: `));
+    throw new Error((e as Error).message.replace(/^cluster file: /, `${file}: `).trimEnd());
   }
   if (r.pools.length === 0) {
     throw new Error(
