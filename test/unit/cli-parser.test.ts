@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import {
   command,
@@ -187,4 +190,23 @@ it('wraps words to a width', () => {
   expect(wrap('aa bb cc dd', 5)).toEqual(['aa bb', 'cc dd']);
   expect(wrap('a verylongword b', 4)).toEqual(['a', 'verylongword', 'b']);
   expect(wrap('', 10)).toEqual([]);
+});
+
+it("the deploy manifests' tabby command lines parse (flags the parser knows, required ones given)", () => {
+  const dir = path.join(__dirname, '../../deploy');
+  const lines: string[][] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      if (v[0] === '/usr/local/bin/tabby') lines.push(v.slice(1).map(String));
+      else v.forEach(walk);
+    } else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml')))
+    for (const d of parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8'))) walk(d.toJS());
+  expect(lines.length).toBeGreaterThanOrEqual(4);
+  for (const [name, ...args] of lines) {
+    const c = leafCommands().find((x) => x.name === name)!;
+    expect(c, name).toBeDefined();
+    expect(parseCommand(c, args), args.join(' ')).toMatchObject({ help: false });
+  }
 });
