@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { command, CommandGroup, table, UsageError } from './command';
+import { command, CommandGroup, table, UsageError, Values } from './command';
 import { ipamStoreOf } from './conflist';
 import { DEFAULT_DATA_DIR } from '../../ipam/config';
 import { formatIP, parseIP } from '../../lib/net/addr';
@@ -36,12 +36,7 @@ const STORE_FLAGS = {
   json: { type: 'boolean', help: 'as JSON, for scripts' },
 } as const;
 
-interface StoreFlags {
-  config?: string;
-  'data-dir'?: string;
-  network?: string;
-  json: boolean;
-}
+type StoreFlags = Values<typeof STORE_FLAGS>;
 
 /** A word as a shell reads it back (paths in the suggested commands). */
 const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
@@ -221,9 +216,7 @@ function releaseAdvice(o: Opts, networks: string[]): string {
   const nets = [...new Set(networks)];
   // the network is known when --network or the conflist named it; else the one the reservations are in
   const network = o.network !== undefined ? [] : ['--network', nets.length === 1 ? nets[0] : 'N'];
-  return ['tabby', 'ipam', 'release', 'IP', ...o.given, ...network]
-    .map((w) => (w === 'IP' || w === 'N' ? w : shellWord(w)))
-    .join(' ');
+  return ['tabby', 'ipam', 'release', 'IP', ...o.given, ...network].map(shellWord).join(' ');
 }
 
 export const ipamCommand: CommandGroup = {
