@@ -12,7 +12,7 @@ import {
   table,
   UsageError,
 } from './command';
-import { planCommand, reconcileCommand, statusCommand } from './cluster';
+import { planCommand, reconcileCommand, statusCommand, teardownCommand } from './cluster';
 import { installCommand } from './install';
 import { agentCommand } from './agent';
 import { applyCommand, deleteCommand, getCommand } from './resources';
@@ -58,6 +58,7 @@ export const COMMANDS: Record<string, CliCommand> = {
   validate: validateCommand,
   plan: planCommand,
   reconcile: reconcileCommand,
+  teardown: teardownCommand,
   status: statusCommand,
   install: installCommand,
   ipam: ipamCommand,

@@ -23,7 +23,8 @@ export async function validateClusterText(text: string, file: string): Promise<C
   }
   if (r.pools.length === 0) {
     throw new Error(
-      `${file}: holds no IPPool${text.trim() === '' ? ' (the file is empty)' : ''}; a cluster file needs at least one, and an empty or truncated one is refused, never read as "delete every pool"`,
+      `${file}: holds no IPPool${text.trim() === '' ? ' (the file is empty)' : ''}: nodes refuse it and keep their dataplane. ` +
+        'An empty or truncated cluster description never means "remove every pool"; to take a node\'s overlay down on purpose, run `tabby teardown`',
     );
   }
   return r;

@@ -25,6 +25,7 @@ const COMMANDS = [
   'validate',
   'plan',
   'reconcile',
+  'teardown',
   'status',
   'install',
   'ipam list',
@@ -136,7 +137,7 @@ describe('tabby validate FILE', () => {
     const cases: [string, string][] = [
       [
         POOL.replace('blockSize: 24', 'blockSize: 31'),
-        'document 1 (IPPool pool-a): spec.blockSize: 31 leaves no room for pods',
+        'document 1 (IPPool pool-a): spec.blockSize: must be between 20 and 30 for an IPv4 pool, got 31',
       ],
       [
         [POOL, NODE_A, BLOCK_A.replace('10.77.1.0/24', '10.78.1.0/24')].join('---\n'),
@@ -195,7 +196,7 @@ describe('tabby install', () => {
   it('refuses a bad or empty cluster file before writing anything, naming the problem', async () => {
     const s = setup();
     for (const [text, message] of [
-      [POOL.replace('blockSize: 24', 'blockSize: 31'), 'spec.blockSize: 31'],
+      [POOL.replace('blockSize: 24', 'blockSize: 31'), 'got 31'],
       ['', 'holds no IPPool'],
       ['kind: IPPool\n  bad: [\n', '(YAML)'],
     ]) {
@@ -232,7 +233,7 @@ describe('tabby install', () => {
       // a truncated ConfigMap key, then a YAML error: both refused, the good file stays
       for (const [bad, message] of [
         ['', 'holds no IPPool'],
-        [GOOD.replace('blockSize: 24', 'blockSize: 31'), 'spec.blockSize: 31'],
+        [GOOD.replace('blockSize: 24', 'blockSize: 31'), 'got 31'],
       ]) {
         const before = rounds();
         fs.writeFileSync(s.clusterSrc, bad);

@@ -136,6 +136,7 @@ describe('every command', () => {
       'validate',
       'plan',
       'reconcile',
+      'teardown',
       'status',
       'install',
       'ipam list',
@@ -176,7 +177,7 @@ describe('every command', () => {
 
   it('short usage: required flags, positionals, then a few optional flags or [flags]', () => {
     const byName = Object.fromEntries(leaves.map((c) => [c.name, c]));
-    expect(shortUsage(byName.plan)).toBe('tabby plan --config CONFLIST [--json]');
+    expect(shortUsage(byName.plan)).toBe('tabby plan --config CONFLIST [--json] [--diff]');
     expect(shortUsage(byName.validate)).toBe('tabby validate FILE');
     expect(shortUsage(byName.install)).toBe('tabby install --conflist FILE [flags]');
     expect(shortUsage(byName.apply)).toBe('tabby apply --config CONFLIST -f FILE');
