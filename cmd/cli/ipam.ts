@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { command, CommandGroup, table, UsageError, Values } from './command';
-import { ipamStoreOf } from './conflist';
+import { ipamStoreOf, loadPluginConfig } from './conflist';
+import { clusterContextFromFlags } from './cluster';
 import { DEFAULT_DATA_DIR } from '../../ipam/config';
-import { formatIP, parseIP } from '../../lib/net/addr';
+import { Cidr, contains, formatIP, parseIP } from '../../lib/net/addr';
 import { DiskStore } from '../../ipam/disk-store';
 import { Reservation } from '../../ipam/store';
 import { hostVethName, listHostVeths } from '../../lib/dataplane/veth';
@@ -19,6 +20,8 @@ interface Opts {
   json: boolean;
   /** The flags that chose the store, as given: repeated in the commands `check` suggests. */
   given: string[];
+  /** The conflist, when given: on a cluster node, `check` judges only this node's blocks. */
+  config?: string;
 }
 
 const STORE_FLAGS = {
@@ -49,7 +52,7 @@ function storeOf(f: StoreFlags): Opts {
   if (f.config !== undefined) given.push('--config', f.config);
   if (f['data-dir'] !== undefined) given.push('--data-dir', f['data-dir']);
   if (f.network !== undefined) given.push('--network', f.network);
-  return { dataDir, network: f.network ?? fromConf?.network, json: f.json, given };
+  return { dataDir, network: f.network ?? fromConf?.network, json: f.json, given, config: f.config };
 }
 
 /** The networks of a data directory: each subdirectory is one. */
@@ -169,8 +172,13 @@ async function check(o: Opts): Promise<number> {
   // Without --network, only networks a tabby veth names are judged: another plugin's reservations
   // (bridge + host-local, say) have no tabby veth and are not "gone".
   const ours = new Set(hostVeths.flatMap((v) => (v.owner ? [v.owner.network] : [])));
+  // On a cluster node only reservations in this node's blocks are its own to judge (a data directory
+  // may be shared); the others are listed as not checked.
+  const blocks = await nodeBlocks(o);
   const all = reservations(o);
-  const rows = o.network ? all : all.filter((r) => ours.has(r.network));
+  const mine = blocks ? all.filter((r) => blocks.some((b) => inBlock(b, r.ip))) : all;
+  const foreign = all.length - mine.length;
+  const rows = o.network ? mine : mine.filter((r) => ours.has(r.network));
   const skipped = [...new Set(all.filter((r) => !rows.includes(r)).map((r) => r.network))];
   const judged = rows.map((r) => {
     const veth = r.ifname ? hostVethName(r.containerId, r.ifname) : undefined;
@@ -185,6 +193,7 @@ async function check(o: Opts): Promise<number> {
         gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
         unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
         notChecked: skipped,
+        outsideNodeBlocks: foreign,
       }) + '\n',
     );
   } else {
@@ -206,10 +215,24 @@ async function check(o: Opts): Promise<number> {
       out.push(`cannot tell: ${j.r.ip} in ${j.r.network} (container ${j.r.containerId || '-'}) names no interface\n`);
     for (const n of skipped)
       out.push(`not checked: network ${n} (no tabby interface names it; pass --network ${n} to check it)\n`);
+    if (foreign) out.push(`not checked: ${foreign} reservation(s) outside this node's blocks\n`);
     process.stdout.write(out.join(''));
   }
   return gone.length ? 1 : 0;
 }
+
+/** This node's blocks when the conflist names a cluster (file or etcd); undefined otherwise. */
+async function nodeBlocks(o: Opts): Promise<Cidr[] | undefined> {
+  if (o.config === undefined) return undefined;
+  const raw = loadPluginConfig(o.config);
+  if (raw.cluster === undefined && raw.datastore === undefined) return undefined;
+  return (await clusterContextFromFlags({ config: o.config }).nodeIpam({ lastGood: true })).blocks;
+}
+
+const inBlock = (b: Cidr, ip: string): boolean => {
+  const a = parseIP(ip);
+  return a !== undefined && contains(b, a);
+};
 
 /** The release command for these reservations, with the flags that chose the store as they were given. */
 function releaseAdvice(o: Opts, networks: string[]): string {
