@@ -9,7 +9,7 @@ import { CniEnv } from '../../lib/cni/env';
 import { Addr, formatCidr, formatIP, parseIP } from '../../lib/net/addr';
 import { IP_ADDRS, IPV4_POOLS, IPV6_POOLS, POD_ANNOTATIONS, podRequest } from '../../ipam/pod-request';
 import { choosePodBlocks, NodeView, podPools, UnknownPoolError } from '../../lib/cluster/pod-choice';
-import { conflistToInstall } from '../../cmd/cli/install';
+import { conflistToInstall } from '../../cmd/cli/install-files';
 import { cidr, pool } from '../helpers/fixtures';
 import { expectCniError } from './cni-error';
 
