@@ -117,6 +117,7 @@ describe('pod annotations through runtimeConfig (libcni, the capability tabby in
     fs.writeFileSync(src, JSON.stringify({ cniVersion: '1.0.0', name: 'annotated', plugins: [entry] }));
     binDir = path.join(dir, 'bin');
     confDir = path.join(dir, 'net.d');
+    fs.mkdirSync(binDir); // install wants the bin directory to exist, as on a node
     const inst = await tabbyInstall(['--cni-bin-dir', binDir, '--cni-conf-dir', confDir, '--conflist', src]);
     expect(inst.code, shown(inst)).toBe(0);
     const installed = JSON.parse(fs.readFileSync(path.join(confDir, '10-tabby.conflist'), 'utf8'));
