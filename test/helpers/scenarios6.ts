@@ -46,6 +46,8 @@ export interface Scenario6 {
   /** With an IPv4 pool too (a dual-stack underlay): its mode. */
   v4?: Mode;
   natOutgoing?: boolean;
+  /** Check NAT towards the external host (default true; a mode that changes nothing for NAT may skip it). */
+  natChecks?: boolean;
   /** Prefix of the pod names. */
   tag: string;
 }
@@ -101,7 +103,10 @@ export async function ipv6PoolScenario(c: SimCluster, o: Scenario6): Promise<Che
           const pair = `IPv${f.fam} ${a.name} -> ${b.name}`;
           const before = await c.txPackets(a.node.ns, f.dev);
           const size = mtu - f.header;
-          const reachable = await c.reachable(a.ns, f.addr(b), size, w.reachable ? 5 : 1);
+          // an answer not expected is waited for one second, once
+          const reachable = w.reachable
+            ? await c.reachable(a.ns, f.addr(b), size)
+            : (await c.ping(a.ns, f.addr(b), size, 1)).code === 0;
           const after = await c.txPackets(a.node.ns, f.dev);
           check(
             `${pair}: ${w.reachable ? 'reachable' : 'unreachable'} by ping (DF, ${size} bytes)`,
@@ -134,7 +139,7 @@ export async function ipv6PoolScenario(c: SimCluster, o: Scenario6): Promise<Che
         else check(`${pair}: nothing encapsulated`, vx === 0, detail);
       }
     }
-    for (const p of pods) {
+    for (const p of o.natChecks === false ? [] : pods) {
       const seen = await c.sourceSeenBy(p.ns, EXTERNAL_IP6);
       const want = nat ? p.node.ip6 : p.ip6;
       check(`${p.name} -> external IPv6 host: ${nat ? `NATed to ${want}` : 'not NATed'}`, seen === want, `saw ${seen}`);
@@ -155,7 +160,7 @@ export async function ipv6PoolScenario(c: SimCluster, o: Scenario6): Promise<Che
 }
 
 /**
- * An IPv6 pool switched Always -> CrossSubnet -> Never -> Always with `tabby reconcile` on every node,
+ * An IPv6 pool switched CrossSubnet -> Never -> Always with `tabby reconcile` on every node,
  * while pods made at the start stay: after each switch node-a's route to node-b's block and node-c's is
  * the mode's (tunnel or direct, or none), vxlan-v6.tabby exists only when a mode needs it, and the pods
  * reach each other wherever the mode says.
@@ -163,7 +168,7 @@ export async function ipv6PoolScenario(c: SimCluster, o: Scenario6): Promise<Che
 export async function ipv6ModeSwitchScenario(c: SimCluster): Promise<Check[]> {
   const { checks, check } = checker();
   const write = (mode: Mode) => c.writeClusterFile(clusterYaml6({ v6: vxlanPool6(mode), underlay: 'only' }));
-  write('Always');
+  write('CrossSubnet');
   const pods = await Promise.all([
     c.addPod('node-a', 'sw6-a'),
     c.addPod('node-b', 'sw6-b'),
@@ -172,7 +177,7 @@ export async function ipv6ModeSwitchScenario(c: SimCluster): Promise<Check[]> {
   const [pa, pb, pc] = pods;
   const a = c.node('node-a');
   try {
-    for (const mode of ['Always', 'CrossSubnet', 'Never', 'Always'] as Mode[]) {
+    for (const mode of ['Never', 'Always'] as Mode[]) {
       write(mode);
       const runs = await Promise.all(c.nodes.map((n) => c.cli(n, 'reconcile', '--config', n.conflist)));
       runs.forEach((r, i) => check(`${mode}: reconcile on ${c.nodes[i].name}`, r.code === 0, r.stdout + r.stderr));
@@ -188,9 +193,10 @@ export async function ipv6ModeSwitchScenario(c: SimCluster): Promise<Check[]> {
       );
       const dev = await c.linkExists(a, 'vxlan-v6.tabby');
       check(`${mode}: vxlan-v6.tabby ${mode === 'Never' ? 'is gone' : 'exists'}`, dev === (mode !== 'Never'), '');
-      // the pods keep the MTU they were made with (Always: 1430)
+      // the pods keep the MTU they were made with (CrossSubnet: 1430)
       check(`${mode}: old pods a -> b`, await c.reachable(pa.ns, pb.ip6!, podMtu6('Always') - 48), '');
-      const farOk = await c.reachable(pa.ns, pc.ip6!, 56, mode === 'Never' ? 1 : 5);
+      const farOk =
+        mode === 'Never' ? (await c.ping(pa.ns, pc.ip6!, 56, 1)).code === 0 : await c.reachable(pa.ns, pc.ip6!);
       check(
         `${mode}: old pods a -> c ${mode === 'Never' ? 'unreachable' : 'reachable'}`,
         farOk === (mode !== 'Never'),
