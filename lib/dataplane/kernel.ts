@@ -111,9 +111,7 @@ const v4Addresses = (l: ShownLink): string[] =>
 
 /** The IPv6 addresses tabby manages: the kernel's own link-local one is left out. */
 const v6Addresses = (l: ShownLink): string[] =>
-  (l.addr_info ?? [])
-    .filter((a) => a.family === 'inet6' && a.scope !== 'link')
-    .map((a) => `${a.local}/${a.prefixlen}`);
+  (l.addr_info ?? []).filter((a) => a.family === 'inet6' && a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
 
 /** `ip route` prints a host route without its length; tabby writes and compares prefixes. */
 export const normaliseDst = (dst: string): string =>

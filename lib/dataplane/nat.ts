@@ -144,25 +144,3 @@ async function applyIptables(bin: string, tool: 'iptables' | 'ip6tables', rules:
     if (ins.code !== 0) throw new CniError(Code.KernelOperationFailed, `${tool} -I POSTROUTING: ${ins.stderr.trim()}`);
   }
 }
-
-/**
- * Whether tabby's NAT rules are in place (the IPv4 table or chain), for a resync to say it repaired
- * them. True when there is nothing to NAT, or no tool that could hold rules.
- */
-export async function natTablePresent(p: NatPlan, wanted: 'auto' | NatBackend): Promise<boolean> {
-  if (p.natPools.length === 0 && p.tunnelDevices.length === 0) return true;
-  let chosen: { backend: NatBackend; bin: string };
-  try {
-    chosen = chooseNatBackend(wanted);
-  } catch {
-    return true;
-  }
-  const args = chosen.backend === 'nftables' ? ['list', 'table', 'ip', NAT_TABLE] : ['-t', 'nat', '-S', IPT_CHAIN];
-  if ((await execArgs(chosen.bin, args)).code !== 0) return false;
-  const v6 = p.natPools.some((c) => family(c) === 6) || p.tunnelDevices.some((d) => tunnelFamily(d) === 6);
-  if (!v6) return true;
-  if (chosen.backend === 'nftables')
-    return (await execArgs(chosen.bin, ['list', 'table', 'ip6', NAT_TABLE])).code === 0;
-  const ip6 = findProgram('ip6tables');
-  return !ip6 || (await execArgs(ip6, ['-t', 'nat', '-S', IPT_CHAIN])).code === 0;
-}
