@@ -2,6 +2,7 @@
 // Both programs use it: the plugin on the pod-start path (ensureOverlay, nodeIpam), the agent and the
 // command line for whole applies (apply, reconcile, plan).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { CniError, Code } from '../cni/errors';
 import { ClusterConf } from '../../conf/netconf';
 import { ClusterResources } from '../../conf/calico';
@@ -14,7 +15,7 @@ import { EtcdDatastore } from '../datastore/etcd-datastore';
 import { claimBlock, claimPlan } from '../datastore/etcd-blocks';
 import { IpBatch, ipJson } from '../dataplane/iproute';
 import { routeReplace } from '../dataplane/kernel';
-import { hostMtu } from '../dataplane/links';
+import { hostMtu, ipipSupported } from '../dataplane/links';
 import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
 import { readOverlayState } from '../dataplane/kernel';
 import { DriftItem, overlayDrift } from '../dataplane/drift';
@@ -303,7 +304,13 @@ export class ClusterContext {
   async plan(): Promise<OverlayPlan> {
     const r = await this.resources();
     this.guard(r, (this.host = await this.readHost()).addrs, 'agent');
-    return planOverlay(r, await this.localNode(r, true, true));
+    const plan = planOverlay(r, await this.localNode(r, true, true));
+    if (plan.ipip && !ipipSupported()) {
+      plan.warnings.push(
+        `a pool uses IPIP, and this kernel (${os.release()}) has no ipip support: ADD and reconcile will fail with code 104 until it has`,
+      );
+    }
+    return plan;
   }
 
   /** The plan, and each of its items as the kernel holds it (and whatever of tabby's it holds besides). */
