@@ -8,6 +8,16 @@ import { DiskStore } from './disk-store';
 import { IpamConf } from './config';
 import { log } from '../lib/log';
 
+/** A range set with no free address, naming its family (a dual-stack node claims a block of that family). */
+export class NoFreeAddressError extends CniError {
+  constructor(
+    message: string,
+    readonly family: 4 | 6,
+  ) {
+    super(Code.NoFreeAddress, message);
+  }
+}
+
 export const storeFor = (conf: IpamConf): IpamStore => new DiskStore(conf.dataDir, conf.network);
 
 interface Allocation {
@@ -43,7 +53,10 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
       }
       const last = store.lastReserved(i);
       for (const ip of walkRangeSet(set, last ? parseIP(last) : undefined)) if (take(ip, i)) return;
-      throw new CniError(Code.NoFreeAddress, `no IP addresses available in range set: ${describeRangeSet(set)}`);
+      throw new NoFreeAddressError(
+        `no IP addresses available in range set: ${describeRangeSet(set)}`,
+        set[0].subnet.ip.family,
+      );
     });
     if (requested.length > 0) {
       throw new CniError(

@@ -5,6 +5,7 @@ import { appendResult, Result } from '../../lib/cni/result';
 import { log } from '../../lib/log';
 import { ClusterConf, NetConf, parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
 import { ipamClient } from '../../ipam/client';
+import { NoFreeAddressError } from '../../ipam/ipam';
 import { hostMtu } from '../../lib/dataplane/links';
 import {
   hostVethName,
@@ -78,22 +79,31 @@ function podResult(w: PodWiring, wired: WiredPod, conf: NetConf, ipam: Result): 
 }
 
 /**
- * IPAM ADD from the node's blocks. On etcd a node with no block yet, or whose blocks are full, claims
- * another one (a round trip to etcd only then) and tries again.
+ * IPAM ADD from the node's blocks. On etcd a node with no block yet (of a family its pools have: a
+ * dual-stack pod gets an address of each), or whose blocks of a family are full, claims another one (a
+ * round trip to etcd only then) and tries again.
  */
 async function allocate(req: Request, conf: NetConf, cluster?: ClusterContext, node?: NodeSnapshot) {
   const canClaim = cluster !== undefined && node?.claim !== undefined;
-  if (canClaim && node!.blocks.length === 0) node = await cluster!.claimBlockForPod(node!);
+  if (canClaim) {
+    const families = ([4, 6] as const).filter((f) => node!.claim!.pools.some((p) => familyOf(p.cidr) === f));
+    const lacking = families.filter((f) => !node!.blocks.some((b) => familyOf(b) === f));
+    // with no pool to claim from, the claim says why
+    if (node!.blocks.length === 0 && lacking.length === 0) node = await cluster!.claimBlockForPod(node!);
+    for (const f of lacking) node = await cluster!.claimBlockForPod(node!, f);
+  }
   let ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
   try {
     return { ipam, addresses: await ipam.add(), node };
   } catch (e) {
     if (!(canClaim && e instanceof CniError && e.code === Code.NoFreeAddress)) throw e;
-    node = await cluster!.claimBlockForPod(node!);
+    node = await cluster!.claimBlockForPod(node!, e instanceof NoFreeAddressError ? e.family : undefined);
     ipam = ipamClient(req, conf.ipamType, ipamOf(node));
     return { ipam, addresses: await ipam.add(), node };
   }
 }
+
+const familyOf = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
 
 export const tabbyPlugin: Plugin = {
   async add(req) {

@@ -464,13 +464,13 @@ export class ClusterContext {
    * blackhole here (the node owns it now), and records it in the snapshot. Serialised with applies by
    * the state directory's lock; a concurrent pod start that already claimed one is taken as is.
    */
-  async claimBlockForPod(seen: NodeSnapshot): Promise<NodeSnapshot> {
+  async claimBlockForPod(seen: NodeSnapshot, family?: 4 | 6): Promise<NodeSnapshot> {
     const etcd = this.etcd;
     if (!etcd || !seen.claim) throw new CniError(Code.NoFreeAddress, "no free address in this node's blocks");
     return withDirLock(this.stateDirReady(), async () => {
       const now = readSnapshot(this.conf.stateDir) ?? seen;
       if (now.blocks.length !== seen.blocks.length) return now; // another pod start claimed meanwhile
-      const { cidr, pool } = await claimBlock(etcd, this.conf.nodeName, now.claim ?? seen.claim!);
+      const { cidr, pool } = await claimBlock(etcd, this.conf.nodeName, now.claim ?? seen.claim!, family);
       await new IpBatch().add(...routeReplace({ dst: formatCidr(cidr), blackhole: true })).run();
       if (!(await agentRunning(this.conf.stateDir))) await ensureNodeRecord(this, etcd);
       const next = { ...now, blocks: [...now.blocks, formatCidr(cidr)], at: new Date().toISOString() };

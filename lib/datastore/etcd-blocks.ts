@@ -63,16 +63,22 @@ export function claimPlan(pools: readonly IPPool[], node: ClaimingNode, config?:
   };
 }
 
+const familyOfCidr = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
+
 /**
- * Claims one more block for `node` from the first pool of the plan with a free one. Throws a CNI error
+ * Claims one more block for `node` from the first pool of the plan with a free one (of `family` only,
+ * when given: a dual-stack node whose IPv4 blocks are full needs an IPv4 block). Throws a CNI error
  * naming the pools and why none gave a block; code 11 when etcd cannot be reached.
  */
 export async function claimBlock(
   ds: EtcdDatastore,
   node: string,
-  plan: ClaimPlan,
+  all: ClaimPlan,
+  family?: 4 | 6,
 ): Promise<{ cidr: Cidr; pool: string }> {
-  if (plan.refusal) throw new CniError(Code.NoFreeAddress, plan.refusal);
+  if (all.refusal) throw new CniError(Code.NoFreeAddress, all.refusal);
+  const plan = family ? { ...all, pools: all.pools.filter((p) => familyOfCidr(p.cidr) === family) } : all;
+  if (!plan.pools.length) throw new CniError(Code.NoFreeAddress, `no IPv${family} IPPool gives blocks to node ${node}`);
   if (!plan.autoAllocate) {
     throw new CniError(
       Code.NoFreeAddress,

@@ -112,4 +112,22 @@ describe('a dual-stack cluster in etcd', () => {
     expect(problems).toEqual([]);
     for (const p of pods) expect((await c.delPod(p)).code).toBe(0);
   }, 120_000);
+
+  test('a node without an agent: its first pod start claims a block of each family and registers both addresses', async () => {
+    const x = await c.addNode('node-x', 'lan', { join: false });
+    const r = await c.tryAddPod(x, 'e6-x');
+    expect(r.run.code, r.run.stdout + r.run.stderr).toBe(0);
+    const pod = r.pod!;
+    expect(pod.ip).toMatch(/^192\.168\./);
+    expect(pod.ip6).toMatch(/^fd00:10:/);
+    const blocks = JSON.parse((await c.cli(x, 'get', 'blocks', '-o', 'json', '--config', x.conflist)).stdout);
+    const mine = blocks.filter((b: { owner?: string }) => b.owner === 'node-x').map((b: { cidr: string }) => b.cidr);
+    expect(mine).toEqual([expect.stringMatching(/^192\.168\..*\/26$/), expect.stringMatching(/^fd00:10:.*\/122$/)]);
+    const nodes = JSON.parse((await c.cli(x, 'get', 'nodes', '-o', 'json', '--config', x.conflist)).stdout);
+    expect(nodes.find((n: { name: string }) => n.name === 'node-x')).toMatchObject({
+      address: `${x.ip}/24`,
+      address6: `${x.ip6}/64`,
+    });
+    expect((await c.delPod(pod)).code).toBe(0);
+  });
 });

@@ -511,13 +511,25 @@ export class SimCluster {
       ['link', 'set', port, 'master', subnet === 'lan' ? 'br0' : 'br1'],
       ['link', 'set', port, 'up'],
     ]);
+    // with an IPv6 underlay (dual stack), an IPv6 address too: .id becomes ::id
+    const six = this.options?.ipv6 ? `${subnet === 'lan' ? LAN6 : FAR6}:${id}` : undefined;
     await this.ipBatch(ns, [
       ['link', 'set', 'lo', 'up'],
       ['address', 'add', `${base}.${id}/24`, 'dev', 'eth0'],
+      ...(six ? [['address', 'add', `${six}/64`, 'dev', 'eth0', 'nodad']] : []),
       ['link', 'set', 'eth0', 'up'],
       ['route', 'add', 'default', 'via', `${base}.1`],
+      ...(six ? [['route', 'add', '::/0', 'via', `${subnet === 'lan' ? LAN6 : FAR6}:1`, 'dev', 'eth0', 'onlink']] : []),
     ]);
-    const node: SimNode = { name, ns, ip: `${base}.${id}`, prefix: 24, block: '', conflist: this.writeConflist(name) };
+    const node: SimNode = {
+      name,
+      ns,
+      ip: `${base}.${id}`,
+      ...(six ? { ip6: six } : {}),
+      prefix: 24,
+      block: '',
+      conflist: this.writeConflist(name),
+    };
     if (o.join !== false) this.nodes.push(node);
     return node;
   }
