@@ -12,8 +12,8 @@ import {
   requireTools,
   restoreAll,
   shown,
-  tabbyInstall,
   tmpdir,
+  installSeed,
 } from './helpers';
 
 // tabby driven by the upstream cnitool (containernetworking/cni v1.2.0, whose libcni speaks spec 1.1.0:
@@ -38,21 +38,7 @@ beforeAll(async () => {
   });
   work = tmpdir('tbr-cnitool-');
   cnitool = await buildCnitool();
-  binDir = path.join(work, 'bin');
-  const seed = path.join(work, 'seed.conflist');
-  fs.writeFileSync(
-    seed,
-    JSON.stringify({ cniVersion: '1.1.0', name: 'seed', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] }),
-  );
-  const r = await tabbyInstall([
-    '--cni-bin-dir',
-    binDir,
-    '--cni-conf-dir',
-    path.join(work, 'seed.d'),
-    '--conflist',
-    seed,
-  ]);
-  expect(r.code, shown(r)).toBe(0);
+  binDir = await installSeed(work, '1.1.0');
   preserved = [new PreservedDir('/var/lib/cni')];
 });
 
