@@ -8,16 +8,6 @@ import { DiskStore } from './disk-store';
 import { IpamConf } from './config';
 import { log } from '../lib/log';
 
-/** A range set with no free address, naming its family (a dual-stack node claims a block of that family). */
-export class NoFreeAddressError extends CniError {
-  constructor(
-    message: string,
-    readonly family: 4 | 6,
-  ) {
-    super(Code.NoFreeAddress, message);
-  }
-}
-
 export const storeFor = (conf: IpamConf): IpamStore => new DiskStore(conf.dataDir, conf.network);
 
 interface Allocation {
@@ -25,7 +15,20 @@ interface Allocation {
   rangeSetIndex: number;
 }
 
-/** Picks one address in each rangeset: a requested one where it falls in the set, else the next free one. */
+/** No free address in a rangeset: the family says which (a cluster node may claim a block of that family). */
+export class NoFreeAddressError extends CniError {
+  constructor(
+    readonly family: 4 | 6,
+    message: string,
+  ) {
+    super(Code.NoFreeAddress, message);
+  }
+}
+
+/**
+ * Picks one address in each rangeset: a requested one where it falls in the set, else the next free one
+ * (with `conf.exact`, only the sets holding a requested address give one).
+ */
 function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: string[]): Allocation[] {
   const used = new Set([...reserved, ...conf.reserved.map(formatIP)]);
   const requested = [...conf.requested];
@@ -51,11 +54,12 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
         if (!take(ip, i)) throw new CniError(Code.AddressUnavailable, inUse(conf, store, ip));
         return;
       }
+      if (conf.exact) return;
       const last = store.lastReserved(i);
       for (const ip of walkRangeSet(set, last ? parseIP(last) : undefined)) if (take(ip, i)) return;
       throw new NoFreeAddressError(
-        `no IP addresses available in range set: ${describeRangeSet(set)}`,
         set[0].subnet.ip.family,
+        `no IP addresses available in range set: ${describeRangeSet(set)}`,
       );
     });
     if (requested.length > 0) {

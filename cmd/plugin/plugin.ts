@@ -3,9 +3,9 @@ import { CniError, Code } from '../../lib/cni/errors';
 import { Plugin, Request } from '../../lib/cni/skel';
 import { appendResult, Result } from '../../lib/cni/result';
 import { log } from '../../lib/log';
-import { ClusterConf, NetConf, parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
+import { ClusterConf, IN_PROCESS_IPAM, NetConf, parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
+import { configuresRanges } from '../../ipam/config';
 import { ipamClient } from '../../ipam/client';
-import { NoFreeAddressError } from '../../ipam/ipam';
 import { hostMtu } from '../../lib/dataplane/links';
 import {
   hostVethName,
@@ -79,31 +79,17 @@ function podResult(w: PodWiring, wired: WiredPod, conf: NetConf, ipam: Result): 
 }
 
 /**
- * IPAM ADD from the node's blocks. On etcd a node with no block yet (of a family its pools have: a
- * dual-stack pod gets an address of each), or whose blocks of a family are full, claims another one (a
- * round trip to etcd only then) and tries again.
+ * IPAM ADD. On a cluster node whose ranges are its blocks, the pod's request (pools, addresses) picks
+ * the blocks, and on etcd the pod start claims what is missing (lib/cluster/pod-pools.ts).
  */
 async function allocate(req: Request, conf: NetConf, cluster?: ClusterContext, node?: NodeSnapshot) {
-  const canClaim = cluster !== undefined && node?.claim !== undefined;
-  if (canClaim) {
-    const families = ([4, 6] as const).filter((f) => node!.claim!.pools.some((p) => familyOf(p.cidr) === f));
-    const lacking = families.filter((f) => !node!.blocks.some((b) => familyOf(b) === f));
-    // with no pool to claim from, the claim says why
-    if (node!.blocks.length === 0 && lacking.length === 0) node = await cluster!.claimBlockForPod(node!);
-    for (const f of lacking) node = await cluster!.claimBlockForPod(node!, f);
+  if (cluster && node && conf.ipamType === IN_PROCESS_IPAM && !configuresRanges(req.config)) {
+    const { allocateForPod } = await import('../../lib/cluster/pod-pools');
+    return allocateForPod(req, cluster, node);
   }
-  let ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
-  try {
-    return { ipam, addresses: await ipam.add(), node };
-  } catch (e) {
-    if (!(canClaim && e instanceof CniError && e.code === Code.NoFreeAddress)) throw e;
-    node = await cluster!.claimBlockForPod(node!, e instanceof NoFreeAddressError ? e.family : undefined);
-    ipam = ipamClient(req, conf.ipamType, ipamOf(node));
-    return { ipam, addresses: await ipam.add(), node };
-  }
+  const ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
+  return { ipam, addresses: await ipam.add(), node };
 }
-
-const familyOf = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
 
 export const tabbyPlugin: Plugin = {
   async add(req) {

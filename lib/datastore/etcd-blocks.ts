@@ -63,22 +63,16 @@ export function claimPlan(pools: readonly IPPool[], node: ClaimingNode, config?:
   };
 }
 
-const familyOfCidr = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
-
 /**
- * Claims one more block for `node` from the first pool of the plan with a free one (of `family` only,
- * when given: a dual-stack node whose IPv4 blocks are full needs an IPv4 block). Throws a CNI error
+ * Claims one more block for `node` from the first pool of the plan with a free one. Throws a CNI error
  * naming the pools and why none gave a block; code 11 when etcd cannot be reached.
  */
 export async function claimBlock(
   ds: EtcdDatastore,
   node: string,
-  all: ClaimPlan,
-  family?: 4 | 6,
+  plan: ClaimPlan,
 ): Promise<{ cidr: Cidr; pool: string }> {
-  if (all.refusal) throw new CniError(Code.NoFreeAddress, all.refusal);
-  const plan = family ? { ...all, pools: all.pools.filter((p) => familyOfCidr(p.cidr) === family) } : all;
-  if (!plan.pools.length) throw new CniError(Code.NoFreeAddress, `no IPv${family} IPPool gives blocks to node ${node}`);
+  if (plan.refusal) throw new CniError(Code.NoFreeAddress, plan.refusal);
   if (!plan.autoAllocate) {
     throw new CniError(
       Code.NoFreeAddress,
@@ -111,6 +105,33 @@ export async function claimBlock(
       throw new CniError(
         Code.TryAgainLater,
         `node ${node} needs a new address block and etcd is unreachable: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * Claims one given block for `node` (a pod asked for an address in it). Returns who holds it when that
+ * is another node, or `node` itself when its record was there already; nothing is written then.
+ */
+export async function claimBlockAt(ds: EtcdDatastore, node: string, cidr: Cidr): Promise<{ owner?: string }> {
+  const record: BlockRecord = {
+    cidr: formatCidr(cidr),
+    affinity: `host:${node}`,
+    affinity_claim_time: new Date().toISOString(),
+  };
+  try {
+    const res = await ds.etcd().createIfAbsent(ds.keys.block(cidr), JSON.stringify(record));
+    if (res.succeeded) return {};
+    return {
+      owner: res.current ? (ownerOf(JSON.parse(res.current.value) as BlockRecord) ?? '(no owner)') : '(unknown)',
+    };
+  } catch (e) {
+    if (e instanceof EtcdUnavailableError) {
+      throw new CniError(
+        Code.TryAgainLater,
+        `node ${node} needs address block ${formatCidr(cidr)} and etcd is unreachable: ${e.message}`,
       );
     }
     throw e;

@@ -228,7 +228,7 @@ describe('tabby under cnitool, a 1.1.0 list', () => {
     await n.ok('check', pod);
 
     for (const [address, why] of [
-      ['10.244.1.77', /requested IP address 10\.244\.1\.77 is not available in range set/],
+      ['10.244.1.77', /requested IP address 10\.244\.1\.77 is already in use by container/],
       ['10.9.9.9', /requested IP address 10\.9\.9\.9 is outside every configured range/],
     ] as const) {
       const r = await n.run('add', pod2, { cniArgs: `IP=${address}` });
