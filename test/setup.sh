@@ -16,6 +16,7 @@ APT_PACKAGES=(
   golang-go golang-github-appc-cni-dev  # test/runtimes: the libcni client, built offline
   containerd runc podman busybox-static  # test/runtimes: real runtimes running busybox containers
   etcd-server etcd-client openssl  # test/etcd: real etcd 3.4 members (etcdctl enables auth; openssl makes TLS certs)
+  iperf3 ethtool      # bench/offload.mjs: pod-to-pod throughput with the VXLAN device's TX checksum offload on and off
 )
 
 missing=()
