@@ -7,6 +7,7 @@ import { OverlayPlan } from '../../lib/cluster/plan';
 import { formatCidr } from '../../lib/net/addr';
 import { blocksOf, poolOf } from '../../lib/cluster/identity';
 import { log } from '../../lib/log';
+import { DriftItem, isDrift } from '../../lib/dataplane/drift';
 
 /** `tabby plan`, `tabby reconcile`, `tabby status`: the cluster overlay, for people. */
 
@@ -72,12 +73,54 @@ function printPlan(p: OverlayPlan): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
+/** What a reconcile would do about each item that is not in sync. */
+const ACTION: Record<DriftItem['state'], string> = {
+  'in sync': 'keep',
+  missing: 'add',
+  different: 'change',
+  foreign: 'remove',
+};
+
+/** The items not in sync, one line each (another program's route is left alone, and says so). */
+function driftLines(items: DriftItem[], verb: (i: DriftItem) => string): string[] {
+  return items.filter(isDrift).map((i) => `  ${verb(i)} ${i.kind} ${i.what}${i.detail ? `  # ${i.detail}` : ''}`);
+}
+
+const leftAlone = (i: DriftItem): boolean => i.state === 'foreign' && /left alone/.test(i.detail ?? '');
+
 export const planCommand: CliCommand = {
-  usage: ['plan --config CONFLIST [--json]  what tabby would install on this node, and why (changes nothing)'],
+  usage: [
+    'plan --config CONFLIST [--json] [--diff]  what tabby would install on this node, and why (changes nothing);',
+    '                              --diff: only what `tabby reconcile` would change in the kernel',
+  ],
   async run(args) {
-    const plan = await clusterContextFromFlags(args).plan();
+    const ctx = clusterContextFromFlags(args);
+    if (args.includes('--diff')) {
+      const { items } = await ctx.drift();
+      if (args.includes('--json')) process.stdout.write(JSON.stringify(items.filter(isDrift), null, 2) + '\n');
+      else {
+        const lines = driftLines(items, (i) => (leftAlone(i) ? 'leave' : ACTION[i.state]));
+        process.stdout.write(lines.length ? `reconcile would:\n${lines.join('\n')}\n` : 'nothing to change\n');
+      }
+      return 0;
+    }
+    const plan = await ctx.plan();
     if (args.includes('--json')) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
     else printPlan(plan);
+    return 0;
+  },
+};
+
+export const teardownCommand: CliCommand = {
+  usage: [
+    "teardown --config CONFLIST     take this node's overlay down on purpose (tunnels, routes to other nodes,",
+    '                              NAT); pods keep their local wiring. Stop the agent first',
+  ],
+  async run(args) {
+    const { changes } = await clusterContextFromFlags(args).teardown();
+    process.stdout.write(
+      changes.length ? changes.map((c) => `changed: ${c}`).join('\n') + '\n' : 'nothing to take down\n',
+    );
     return 0;
   },
 };
@@ -119,7 +162,7 @@ export const statusCommand: CliCommand = {
   async run(args) {
     const ctx = clusterContextFromFlags(args);
     const r = await ctx.resources();
-    const plan = await ctx.plan();
+    const { plan, items } = await ctx.drift();
     const routesOf = groupBy(plan.routes, (x) => x.peer);
     const unreachableOf = groupBy(plan.unreachable, (u) => u.peer);
     const nodeOf = new Map(r.nodes.map((n) => [n.name, n]));
@@ -159,6 +202,7 @@ export const statusCommand: CliCommand = {
       })),
       blocks: blocksOf(r, plan.node.name).map((b) => ({ cidr: formatCidr(b.cidr), pool: poolOf(r, b.cidr)?.name })),
       peers,
+      dataplane: items,
     };
     if (args.includes('--json')) {
       process.stdout.write(JSON.stringify(status, null, 2) + '\n');
@@ -193,8 +237,25 @@ export const statusCommand: CliCommand = {
             ...peers.map((p) => [p.name, p.address, p.path, p.encapsulated ? 'yes' : 'no', p.reason]),
           ])
         : '  (none)',
+      '',
+      ...dataplaneSummary(items),
     ];
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   },
 };
+
+/** The kernel against the plan: a count of what is in sync, then each item that is not. */
+function dataplaneSummary(items: DriftItem[]): string[] {
+  const inSync = items.filter((i) => !isDrift(i));
+  const counts = new Map<string, number>();
+  for (const i of inSync) counts.set(i.kind, (counts.get(i.kind) ?? 0) + 1);
+  const drift = driftLines(items, (i) => i.state.padEnd(9));
+  return [
+    `dataplane: ${drift.length ? `${drift.length} item(s) not in sync` : 'in sync'}; in sync: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'nothing'}`,
+    ...drift,
+    ...(drift.some((l) => !/left alone/.test(l))
+      ? ['  (`tabby plan --diff` shows what `tabby reconcile` would change)']
+      : []),
+  ];
+}

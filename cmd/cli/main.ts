@@ -1,7 +1,7 @@
 import { ABOUT, TABBY_VERSION } from '../../lib/about';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 import { CliCommand, UsageError } from './command';
-import { planCommand, reconcileCommand, statusCommand } from './cluster';
+import { planCommand, reconcileCommand, statusCommand, teardownCommand } from './cluster';
 import { installCommand } from './install';
 import { agentCommand } from './agent';
 import { applyCommand, deleteCommand, getCommand } from './resources';
@@ -36,6 +36,7 @@ export const COMMANDS: Record<string, CliCommand> = {
   help,
   plan: planCommand,
   reconcile: reconcileCommand,
+  teardown: teardownCommand,
   status: statusCommand,
   install: installCommand,
   ipam: ipamCommand,
