@@ -119,8 +119,8 @@ export function tableRows(results) {
     `${gbit(Math.min(...r.samples))}-${gbit(Math.max(...r.samples))}`,
     `${r.ratio.toFixed(2)}x${r.baseIs === 'direct' ? '' : ' (of on)'}`,
     r.case.udp ? `${r.lostPercent.toFixed(1)} % lost` : String(Math.round(r.retransmits)),
-    Number.isFinite(r.cpuSender) ? r.cpuSender.toFixed(0) : '-',
     Number.isFinite(r.cpuPerGB) ? r.cpuPerGB.toFixed(2) : '-',
+    r.tunnelPacketBytes === undefined ? '-' : String(Math.round(r.tunnelPacketBytes)),
     String(r.csumErrors),
   ]);
 }
@@ -135,8 +135,8 @@ export const HEADER = [
   'min-max',
   'vs direct',
   'retrans / loss',
-  'sender CPU %',
   'CPU s/GB',
+  'B per tunnel packet',
   'csum errors',
 ];
 
@@ -194,8 +194,14 @@ Written by \`npm run bench:offload\` (bench/offload.mjs); the raw samples are in
   VTEP MAC 66 + sha1(node[+"-v6"])[0:5]; per remote node a permanent neighbour, a permanent FDB entry and
   \`<block> via <tunnel address> dev <device> onlink\`. Offload off = \`ethtool -K <device> ${TX_CSUM_FEATURE} off\` on both nodes;
   the kernel then also drops: ${raw.sideEffects.map((f) => `\`${f}\``).join(', ') || 'nothing else'}.
-- **Last section:** the underlay veths with ${UDP_TNL_GSO.map((f) => `\`${f}\``).join(' and ')} off, so an encapsulated TCP
-  super-packet is segmented in software after encapsulation (like a NIC without VXLAN TSO) instead of crossing the veth whole.
+- **The GSO checks:** "underlay without UDP-tunnel segmentation" turns ${UDP_TNL_GSO.map((f) => `\`${f}\``).join(' and ')}
+  off on the underlay veths, so an encapsulated TCP super-packet is segmented in software after encapsulation (as on a NIC
+  without VXLAN TSO) instead of crossing the veth whole. "sending pod without TSO/GSO" turns \`tso\` and \`gso\` off on the
+  sending pod's eth0, so no super-packet reaches the tunnel at all: what is left between on and off is the checksum alone.
+- **Columns:** retransmits (TCP) or the share of bytes sent but not received (UDP), medians; \`CPU s/GB\` is the CPU time of
+  both iperf3 processes per GB delivered (the forwarding and tunnel work mostly runs in the sender's softirq context), a cost
+  figure that suffers less than throughput when other work shares the cores; \`B per tunnel packet\` is the tunnel device's TX
+  bytes over its TX packets (a GSO super-packet counts once); \`csum errors\` is the total over all runs.
 
 ${markdownTable(raw.header, raw.rows)}
 

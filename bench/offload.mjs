@@ -1,6 +1,6 @@
 // Pod-to-pod throughput over VXLAN with the tunnel device's TX checksum offload on and off, beside a
 // direct route, for IPv4 (vxlan.tabby) and IPv6 (vxlan-v6.tabby), in one run (tabby issue #11 §3).
-//   node bench/offload.mjs [--runs N] [--seconds S] [--out FILE] [--no-write]
+//   node bench/offload.mjs [--runs 7] [--seconds 3] [--omit 1] [--out DIR] [--no-write] [--render offload.json]
 //
 // Why: Calico users see VXLAN throughput collapse on 6.12+ kernels until `ethtool -K vxlan.calico
 // tx-checksum-ip-generic off` (projectcalico/calico#11435); Felix turns it off only on kernels <= 5.7
@@ -205,15 +205,19 @@ export async function buildTopology() {
 // ---------------------------------------------------------------------------------------------
 // Cases: what the dataplane looks like while one is measured, applied only where it differs.
 
-/** The state a case needs: remote-block routes per family, pod MTU, offload on the tunnel devices, underlay GSO. */
+/**
+ * The state a case needs: remote-block routes per family, the pod MTU (the family's VXLAN MTU, also for
+ * its direct baseline), offload on the tunnel devices, the underlay's tunnel GSO, the sending pod's TSO/GSO.
+ */
 function wanted(c) {
   return {
     path4: c.family === 4 ? c.path : 'direct',
     path6: c.family === 6 ? c.path : 'direct',
-    mtu: c.path === 'direct' && c.mtu ? c.mtu : vxlanMtu(HOST_MTU, c.family),
+    mtu: vxlanMtu(HOST_MTU, c.family),
     offload4: c.family === 4 && c.offload !== undefined ? c.offload : true,
     offload6: c.family === 6 && c.offload !== undefined ? c.offload : true,
     underlayTnlGso: c.underlayTnlGso ?? true,
+    podGso: c.podGso ?? true,
   };
 }
 
@@ -268,6 +272,11 @@ async function setUnderlayTnlGso(nodes, on) {
   }
 }
 
+export /** TSO and GSO of the sending pod's eth0: off, TCP hands the stack MSS-sized packets, never super-packets. */
+async function setPodGso(nodes, on) {
+  await mustInNs(nodes[0].podNs, ETHTOOL, ['-K', 'eth0', 'tso', on ? 'on' : 'off', 'gso', on ? 'on' : 'off']);
+}
+
 export function makeApplier(nodes) {
   let cur = {};
   return async (c) => {
@@ -278,6 +287,7 @@ export function makeApplier(nodes) {
     if (w.offload4 !== cur.offload4) await setOffload(nodes, 4, w.offload4);
     if (w.offload6 !== cur.offload6) await setOffload(nodes, 6, w.offload6);
     if (w.underlayTnlGso !== cur.underlayTnlGso) await setUnderlayTnlGso(nodes, w.underlayTnlGso);
+    if (w.podGso !== cur.podGso) await setPodGso(nodes, w.podGso);
     cur = w;
     return w;
   };
@@ -288,9 +298,10 @@ export function makeApplier(nodes) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function txBytes(ns, dev) {
+/** The device's TX counters: `{ bytes, packets }` (a GSO super-packet counts as one). */
+async function txStats(ns, dev) {
   const [l] = JSON.parse(await ip(['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev]));
-  return l.stats64.tx.bytes;
+  return { bytes: l.stats64.tx.bytes, packets: l.stats64.tx.packets };
 }
 
 async function nsCsumErrors(ns) {
@@ -322,7 +333,7 @@ async function measure(nodes, c, w, { seconds, omit }) {
   if (c.streams > 1) args.push('-P', String(c.streams));
   if (c.udp) args.push('-u', '-b', '0', '-l', String(udpPayload(w.mtu, c.family)));
   const dev = DEVICE[c.family];
-  const tx0 = await txBytes(a.ns, dev);
+  const tx0 = await txStats(a.ns, dev);
   const err0 = (await nsCsumErrors(b.podNs)) + (await nsCsumErrors(b.ns)) + (await nsCsumErrors(a.podNs));
   const r = await inNs(a.podNs, IPERF3, args, { timeoutMs: (seconds + omit + 30) * 1000 });
   let json;
@@ -332,7 +343,8 @@ async function measure(nodes, c, w, { seconds, omit }) {
     throw new Error(`${c.id}: iperf3 exit ${r.code}: ${r.stderr.trim() || r.stdout.slice(0, 300)}`);
   }
   const res = iperfResult(json);
-  const tunnelBytes = (await txBytes(a.ns, dev)) - tx0;
+  const tx1 = await txStats(a.ns, dev);
+  const tunnelBytes = tx1.bytes - tx0.bytes;
   const err1 = (await nsCsumErrors(b.podNs)) + (await nsCsumErrors(b.ns)) + (await nsCsumErrors(a.podNs));
   // The bytes must have gone where the case says: through the tunnel for VXLAN, not at all for direct.
   const sentBytes = (res.bps / 8) * seconds;
@@ -340,7 +352,10 @@ async function measure(nodes, c, w, { seconds, omit }) {
     throw new Error(`${c.id}: only ${tunnelBytes} bytes left through ${dev} (expected about ${Math.round(sentBytes)})`);
   if (c.path === 'direct' && tunnelBytes > 1_000_000)
     throw new Error(`${c.id}: ${tunnelBytes} bytes went through ${dev}`);
-  return { ...res, csumErrors: err1 - err0 };
+  // Bytes per packet the tunnel device sent: tens of KB while super-packets cross it whole, the MTU once
+  // they are segmented before it.
+  const tunnelPacketBytes = c.path === 'vxlan' ? tunnelBytes / (tx1.packets - tx0.packets) : undefined;
+  return { ...res, csumErrors: err1 - err0, tunnelPacketBytes };
 }
 
 /** Ping both ways at the full pod MTU with don't-fragment: proves the case's path and MTU before measuring. */
@@ -394,6 +409,7 @@ export const SECTIONS = [
     { streams: 1, underlayTnlGso: false },
     { withDirect: false },
   ),
+  section('TCP, 1 stream, sending pod without TSO/GSO', { streams: 1, podGso: false }),
 ];
 
 async function offloadSideEffects(nodes) {
@@ -408,7 +424,7 @@ async function offloadSideEffects(nodes) {
     .map((l) => l.trim().split(':')[0]);
 }
 
-export async function offload({ runs = 5, seconds = 3, omit = 1 } = {}) {
+export async function offload({ runs = 7, seconds = 3, omit = 1 } = {}) {
   const nodes = await buildTopology();
   const server = await startServer(nodes[1].podNs);
   const apply = makeApplier(nodes);
@@ -440,6 +456,7 @@ export async function offload({ runs = 5, seconds = 3, omit = 1 } = {}) {
           cpuSender: median(ms.map((m) => m.cpuSender ?? NaN)),
           cpuPerGB: median(ms.map((m) => cpuSecondsPerGB((m.cpuSender ?? NaN) + (m.cpuReceiver ?? NaN), m.bps))),
           csumErrors: ms.reduce((t, m) => t + m.csumErrors, 0),
+          tunnelPacketBytes: c.path === 'vxlan' ? median(ms.map((m) => m.tunnelPacketBytes)) : undefined,
         });
       }
     }
@@ -480,7 +497,7 @@ if (isMain(import.meta.url)) {
   const RESULTS = path.join(REPO, 'bench/results');
   const { values } = parseArgs({
     options: {
-      runs: { type: 'string', default: '5' },
+      runs: { type: 'string', default: '7' },
       seconds: { type: 'string', default: '3' },
       omit: { type: 'string', default: '1' },
       out: { type: 'string', default: RESULTS },
