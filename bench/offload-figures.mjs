@@ -161,7 +161,8 @@ export function verdict(results) {
     if (!off) continue;
     const offOverOn = off.bps / on.bps;
     const favours = offOverOn >= 1 + CLEAR_DIFFERENCE ? 'off' : offOverOn <= 1 - CLEAR_DIFFERENCE ? 'on' : 'neither';
-    pairs.push({ section: on.section, family: on.case.family, on: on.bps, off: off.bps, offOverOn, favours });
+    const cpu = { cpuOn: on.cpuPerGB, cpuOff: off.cpuPerGB };
+    pairs.push({ section: on.section, family: on.case.family, on: on.bps, off: off.bps, offOverOn, favours, ...cpu });
   }
   const count = (f) => pairs.filter((p) => p.favours === f).length;
   const recommended = count('off') > 0 && count('on') === 0 ? 'off' : 'on';
@@ -208,11 +209,20 @@ ${markdownTable(raw.header, raw.rows)}
 ## Offload off against offload on
 
 ${markdownTable(
-  ['case', 'family', 'on, Gbit/s', 'off, Gbit/s', 'off vs on', 'favours'],
-  v.pairs.map((p) => [p.section, `IPv${p.family}`, gbit(p.on), gbit(p.off), pct(p.offOverOn), p.favours]),
+  ['case', 'family', 'on, Gbit/s', 'off, Gbit/s', 'off vs on', 'favours', 'CPU s/GB on', 'CPU s/GB off'],
+  v.pairs.map((p) => [
+    p.section,
+    `IPv${p.family}`,
+    gbit(p.on),
+    gbit(p.off),
+    pct(p.offOverOn),
+    p.favours,
+    Number.isFinite(p.cpuOn) ? p.cpuOn.toFixed(2) : '-',
+    Number.isFinite(p.cpuOff) ? p.cpuOff.toFixed(2) : '-',
+  ]),
 )}
 
-Rule (\`verdict()\` in bench/offload.mjs): a case favours a setting when the other is at least ${CLEAR_DIFFERENCE * 100} % slower;
+Rule (\`verdict()\` in bench/offload-figures.mjs): a case favours a setting when the other is at least ${CLEAR_DIFFERENCE * 100} % slower;
 the default is \`off\` only if turning offload off helps somewhere and hurts nowhere.
 Here: ${v.favoursOn} case(s) favour **on**, ${v.favoursOff} favour **off**, ${v.neither} show no clear difference.
 **Measured default: offload ${v.recommended}.**
