@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
-import { CliCommand, flagValue as flag, table, UsageError } from './command';
+import { command, table } from './command';
+import { loadPluginConfig } from './conflist';
 import { parseNetConf } from '../../conf/netconf';
-import { isObj, Obj } from '../../conf/fields';
 import { ClusterContext, NodeMode } from '../../lib/cluster/context';
 import { OverlayPlan } from '../../lib/cluster/plan';
 import { formatCidr } from '../../lib/net/addr';
@@ -9,27 +8,21 @@ import { blocksOf, poolOf } from '../../lib/cluster/identity';
 import { log } from '../../lib/log';
 import { DriftItem, isDrift } from '../../lib/dataplane/drift';
 
-/** `tabby plan`, `tabby reconcile`, `tabby status`: the cluster overlay, for people. */
+/** `tabby plan`, `tabby reconcile`, `tabby status`, `tabby teardown`: the cluster overlay, for people. */
 
-/** The tabby entry of a conflist (or a single plugin config), with the list's name and version, as a runtime passes it. */
-export function loadPluginConfig(file: string): Obj {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  if (!isObj(doc)) throw new Error(`${file}: not a JSON object`);
-  const plugins = Array.isArray(doc.plugins) ? doc.plugins : [doc];
-  const entry = plugins.find((p) => isObj(p) && p.type === 'tabby');
-  if (!isObj(entry)) throw new Error(`${file}: no plugin of type "tabby"`);
-  return { ...entry, name: doc.name, cniVersion: doc.cniVersion ?? entry.cniVersion };
-}
+export { loadPluginConfig } from './conflist';
+
+/** The flag every cluster command takes: the node's conflist. */
+export const CONFIG_FLAG = {
+  type: 'string',
+  arg: 'CONFLIST',
+  required: true,
+  help: "the node's conflist (or a single tabby config): the cluster file or datastore and nodeName come from its tabby entry",
+} as const;
 
 /** The node's cluster context from `--config CONFLIST`. */
-export function clusterContextFromFlags(args: string[]): ClusterContext {
-  const file = flag(args, '--config');
-  if (!file) throw new UsageError('--config <conflist> is required');
+export function clusterContextFromFlags(args: { config: string }): ClusterContext {
+  const file = args.config;
   const raw = loadPluginConfig(file);
   const conf = parseNetConf(raw, String(raw.cniVersion ?? '1.1.0'));
   if (!conf.cluster) throw new Error(`${file}: the tabby plugin has no "cluster" file or "datastore" configured`);
@@ -88,16 +81,19 @@ function driftLines(items: DriftItem[], verb: (i: DriftItem) => string): string[
 
 const leftAlone = (i: DriftItem): boolean => i.state === 'foreign' && /left alone/.test(i.detail ?? '');
 
-export const planCommand: CliCommand = {
-  usage: [
-    'plan --config CONFLIST [--json] [--diff]  what tabby would install on this node, and why (changes nothing);',
-    '                              --diff: only what `tabby reconcile` would change in the kernel',
-  ],
+export const planCommand = command({
+  name: 'plan',
+  summary: 'what tabby would install on this node, and why (changes nothing)',
+  options: {
+    config: CONFIG_FLAG,
+    json: { type: 'boolean', help: 'the whole plan (or with --diff, the items not in sync) as JSON, for scripts' },
+    diff: { type: 'boolean', help: 'only what `tabby reconcile` would change in the kernel' },
+  },
   async run(args) {
     const ctx = clusterContextFromFlags(args);
-    if (args.includes('--diff')) {
+    if (args.diff) {
       const { items } = await ctx.drift();
-      if (args.includes('--json')) process.stdout.write(JSON.stringify(items.filter(isDrift), null, 2) + '\n');
+      if (args.json) process.stdout.write(JSON.stringify(items.filter(isDrift), null, 2) + '\n');
       else {
         const lines = driftLines(items, (i) => (leftAlone(i) ? 'leave' : ACTION[i.state]));
         process.stdout.write(lines.length ? `reconcile would:\n${lines.join('\n')}\n` : 'nothing to change\n');
@@ -105,17 +101,17 @@ export const planCommand: CliCommand = {
       return 0;
     }
     const plan = await ctx.plan();
-    if (args.includes('--json')) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+    if (args.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
     else printPlan(plan);
     return 0;
   },
-};
+});
 
-export const teardownCommand: CliCommand = {
-  usage: [
-    "teardown --config CONFLIST     take this node's overlay down on purpose (tunnels, routes to other nodes,",
-    '                              NAT); pods keep their local wiring. Stop the agent first',
-  ],
+export const teardownCommand = command({
+  name: 'teardown',
+  summary: "take this node's overlay down on purpose (tunnels, routes to other nodes, NAT)",
+  options: { config: CONFIG_FLAG },
+  details: 'Pods keep their local wiring. Stop the agent first: it would bring the overlay back.',
   async run(args) {
     const { changes } = await clusterContextFromFlags(args).teardown();
     process.stdout.write(
@@ -123,13 +119,15 @@ export const teardownCommand: CliCommand = {
     );
     return 0;
   },
-};
+});
 
-export const reconcileCommand: CliCommand = {
-  usage: ['reconcile --config CONFLIST     apply the cluster file now: nodes joined or left, pools edited'],
+export const reconcileCommand = command({
+  name: 'reconcile',
+  summary: 'apply the cluster now on this node: nodes joined or left, pools edited',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'the changes as JSON, for scripts' } },
   async run(args) {
     const { changes, nat } = await clusterContextFromFlags(args).reconcile();
-    if (args.includes('--json')) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
+    if (args.json) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
     else
       process.stdout.write(
         changes.length
@@ -138,7 +136,7 @@ export const reconcileCommand: CliCommand = {
       );
     return 0;
   },
-};
+});
 
 function groupBy<T>(items: T[], key: (t: T) => string | undefined): Map<string | undefined, T[]> {
   const out = new Map<string | undefined, T[]>();
@@ -157,8 +155,10 @@ const MODE_TEXT: Record<NodeMode, string> = {
   'no-agent': 'no agent (each pod start brings the overlay up to date itself)',
 };
 
-export const statusCommand: CliCommand = {
-  usage: ['status --config CONFLIST [--json] this node, its pools and blocks, its peers and how each is reached'],
+export const statusCommand = command({
+  name: 'status',
+  summary: 'this node, its pools and blocks, its peers and how each is reached, and the kernel against the plan',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'as JSON, for scripts' } },
   async run(args) {
     const ctx = clusterContextFromFlags(args);
     const r = await ctx.resources();
@@ -204,7 +204,7 @@ export const statusCommand: CliCommand = {
       peers,
       dataplane: items,
     };
-    if (args.includes('--json')) {
+    if (args.json) {
       process.stdout.write(JSON.stringify(status, null, 2) + '\n');
       return 0;
     }
@@ -243,7 +243,7 @@ export const statusCommand: CliCommand = {
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   },
-};
+});
 
 /** The kernel against the plan: a count of what is in sync, then each item that is not. */
 function dataplaneSummary(items: DriftItem[]): string[] {

@@ -160,7 +160,7 @@ test("a renamed network does not take a live pod's address: ADD names the pod, r
   expect(await allPairsReach()).toEqual([]);
 }, 60_000);
 
-test("GC judges only this node's blocks: another node's reservations in a shared data directory stay", async () => {
+test("GC and ipam check judge only this node's blocks: another node's reservations in a shared data directory stay", async () => {
   const a = c.node('node-a');
   const dir = path.join(c.dir, 'node-a', 'ipam', 'tabbynet');
   const foreign = path.join(dir, '10.244.2.77'); // node-b's block
@@ -170,6 +170,10 @@ test("GC judges only this node's blocks: another node's reservations in a shared
   expect(r.code, r.stdout + r.stderr).toBe(0);
   expect(fs.existsSync(foreign)).toBe(true);
   expect(fs.existsSync(path.join(dir, pods[0].ip))).toBe(true);
+  // and so does `tabby ipam check` given the node's conflist
+  const chk = await c.cli(a, 'ipam', 'check', '--config', a.conflist);
+  expect(chk.code, chk.stdout + chk.stderr).toBe(0);
+  expect(chk.stdout).toMatch(/not checked: 1 reservation\(s\) outside this node's blocks/);
   fs.rmSync(foreign);
 }, 60_000);
 

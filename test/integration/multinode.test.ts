@@ -52,6 +52,9 @@ test('an IPIP pool on a kernel without ipip: ADD fails naming the missing suppor
   expect(await c.linkExists(node, 'vxlan.tabby')).toBe(true);
   expect((await c.tabbyRoutes(node)).find((x) => x.dst === '10.244.2.0/24')).toMatchObject({ dev: 'vxlan.tabby' });
   expect(await c.linkExists(node, 'tunl0')).toBe(false);
+  // plan says so beforehand
+  const plan = await c.cli(node, 'plan', '--config', node.conflist);
+  expect(plan.stdout).toMatch(/warning: a pool uses IPIP, and this kernel .* has no ipip support/);
 });
 
 test('tabby plan explains each route and status names unreachable peers, changing nothing', async () => {
