@@ -1,3 +1,4 @@
+import { checksumOffloadBroken, parseFeatureOverride } from './feature-override';
 import { configError } from '../lib/cni/errors';
 import { DNS, fromAny, Result } from '../lib/cni/result';
 import { Level, LEVELS } from '../lib/log';
@@ -36,6 +37,8 @@ export interface ClusterConf {
   natBackend: 'auto' | 'nftables' | 'iptables';
   /** Where tabby keeps per-node runtime state (the parsed cluster cache, what was last applied). */
   stateDir: string;
+  /** Turn TX checksum offload off on the tunnel devices (Felix's featureDetectOverride ChecksumOffloadBroken). */
+  checksumOffloadBroken: boolean;
 }
 
 export const DEFAULT_STATE_DIR = '/run/tabby';
@@ -59,6 +62,7 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
     throw configError('natBackend', `must be one of ${NAT_BACKENDS.join(', ')}, got "${natBackend}"`);
   const stateDir = optStr(raw, 'stateDir', '') || DEFAULT_STATE_DIR;
   if (!stateDir.startsWith('/')) throw configError('stateDir', `must be an absolute path, got "${stateDir}"`);
+  const overrides = parseFeatureOverride(optStr(raw, 'featureDetectOverride', '') ?? '', 'featureDetectOverride');
   return {
     file,
     etcd,
@@ -67,6 +71,7 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
     ...(method6 ? { ipAutodetectionMethodV6: method6 } : {}),
     natBackend: natBackend as ClusterConf['natBackend'],
     stateDir,
+    checksumOffloadBroken: checksumOffloadBroken(overrides, 'featureDetectOverride'),
   };
 }
 

@@ -40,6 +40,7 @@ function printPlan(p: OverlayPlan): void {
     );
   }
   if (p.ipip) out.push(`device ${p.ipip.device}: address ${p.ipip.address ?? '-'}, mtu ${p.ipip.mtu}`);
+  if (p.txChecksumOffloadOff) out.push('TX checksum offload: off on the tunnel devices (ChecksumOffloadBroken)');
   out.push('', 'routes:');
   out.push(
     p.routes.length

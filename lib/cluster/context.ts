@@ -368,6 +368,7 @@ export class ClusterContext {
       ipam = this.blocksFrom(r);
       if (how.forPod && !this.etcd && ipam.blocks.length === 0) throw this.noBlock();
       plan = planOverlay(r, await this.localNode(r, fresh, true), this.peerPlans);
+      if (this.conf.checksumOffloadBroken) plan.txChecksumOffloadOff = true;
     } catch (e) {
       if (e instanceof RefusedRead) this.noteRefusal(revision, e);
       throw e;
@@ -527,6 +528,7 @@ export class ClusterContext {
       this.datastore.description,
       c.ipAutodetectionMethod ?? '',
       c.natBackend,
+      c.checksumOffloadBroken ? 'csum-off' : '',
       dev(VXLAN_DEVICE),
       ...(c.ipAutodetectionMethodV6 ? [c.ipAutodetectionMethodV6] : []),
       dev(VXLAN_V6_DEVICE),

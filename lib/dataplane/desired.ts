@@ -45,4 +45,6 @@ export interface DesiredOverlay {
   fdbV6?: { mac: string; dst: string }[];
   neighboursV6?: { ip: string; mac: string }[];
   nat: NatPlan;
+  /** Turn TX checksum offload off on the tunnel devices (featureDetectOverride ChecksumOffloadBroken). */
+  txChecksumOffloadOff?: boolean;
 }

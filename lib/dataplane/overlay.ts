@@ -7,6 +7,7 @@ import { log } from '../log';
 import { IpBatch, KernelError } from './iproute';
 import { applyNat, NatBackend, NatPlan } from './nat';
 import { natDrift } from './nat-drift';
+import { txChecksumOffloadOff } from './offload';
 import { OverlayState, readOverlayState, runBridgeBatch } from './kernel';
 import { diffOverlay, stateAfter } from './overlay-diff';
 import type { DesiredOverlay } from './desired';
@@ -42,6 +43,10 @@ export async function applyOverlay(
   await runBatch(new IpBatch().addAll(diff.ip));
   await runBridgeBatch(diff.fdb);
   const changes = diff.changes;
+  if (want.txChecksumOffloadOff) {
+    const devices = [want.vxlan?.device, want.vxlanV6?.device, want.ipip?.device].filter((d): d is string => !!d);
+    changes.push(...(await txChecksumOffloadOff(devices)));
+  }
   let nat: NatBackend | undefined;
   if (!opts.held || !opts.heldNat || !sameNat(opts.heldNat, want.nat)) {
     if (!opts.held) {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { SimCluster } from '../helpers/cluster';
+import * as fs from 'node:fs';
+import { clusterYaml6, SimCluster, SimNode, vxlanPool, vxlanPool6 } from '../helpers/cluster';
+import { nsExec } from '../helpers/proc';
 import { Check } from '../helpers/scenarios';
 import { ipv6ModeSwitchScenario, ipv6PoolScenario } from '../helpers/scenarios6';
 import { tabbyArgv } from '../helpers/cni';
@@ -30,6 +32,49 @@ describe('dual-stack underlay', () => {
     expect(status.stdout).toMatch(/node-c +192\.168\.20\.13\/24 +vxlan +yes/);
     expect(status.stdout).toMatch(/node-c +2001:db8:20::13\/64 +vxlan +yes/);
     expect(status.stdout).toMatch(/node-b +2001:db8:10::12\/64 +direct +no/);
+  }, 120_000);
+
+  test('featureDetectOverride ChecksumOffloadBroken=true turns TX checksum offload off on both VXLAN devices, and again on a recreated one', async () => {
+    const offload = async (n: SimNode, dev: string) =>
+      /^\s*tx-checksum-ip-generic: (\w+)/m.exec((await nsExec(n.ns, '/usr/sbin/ethtool', ['-k', dev])).stdout)?.[1];
+    const [a, , cc] = c.nodes;
+    const before = fs.readFileSync(a.conflist, 'utf8');
+    c.writeClusterFile(clusterYaml6({ v6: vxlanPool6('Always'), v4: vxlanPool('Always'), underlay: 'dual' }));
+    try {
+      for (const n of [a, cc]) {
+        expect((await c.cli(n, 'reconcile', '--config', n.conflist)).code).toBe(0);
+        expect(await offload(n, 'vxlan.tabby')).toBe('on'); // the default on this kernel
+      }
+      for (const n of [a, cc]) {
+        const list = JSON.parse(fs.readFileSync(n.conflist, 'utf8'));
+        list.plugins[0].featureDetectOverride = 'ChecksumOffloadBroken=true';
+        fs.writeFileSync(n.conflist, JSON.stringify(list));
+      }
+      for (const n of [a, cc]) {
+        const r = await c.cli(n, 'reconcile', '--config', n.conflist);
+        expect(r.stdout).toMatch(/vxlan\.tabby: TX checksum offload off/);
+        expect(r.stdout).toMatch(/vxlan-v6\.tabby: TX checksum offload off/);
+        for (const dev of ['vxlan.tabby', 'vxlan-v6.tabby']) expect(await offload(n, dev)).toBe('off');
+      }
+      // a device deleted by hand comes back with offload on; the next apply turns it off again
+      await nsExec(a.ns, '/usr/sbin/ip', ['link', 'del', 'vxlan-v6.tabby']);
+      expect((await c.cli(a, 'reconcile', '--config', a.conflist)).code).toBe(0);
+      expect(await offload(a, 'vxlan-v6.tabby')).toBe('off');
+      // pods on both families across the tunnel, with TCP at full size
+      const pa = await c.addPod('node-a', 'csum-a');
+      const pc = await c.addPod('node-c', 'csum-c');
+      for (const dst of [pc.ip, pc.ip6!]) {
+        expect(await c.reachable(pa.ns, dst)).toBe(true);
+        expect(await c.tcpTransfer(pa.ns, pc.ns, dst)).toBe(200_000);
+      }
+      await c.delPod(pa);
+      await c.delPod(pc);
+    } finally {
+      fs.writeFileSync(a.conflist, before);
+      const list = JSON.parse(fs.readFileSync(cc.conflist, 'utf8'));
+      delete list.plugins[0].featureDetectOverride;
+      fs.writeFileSync(cc.conflist, JSON.stringify(list));
+    }
   }, 120_000);
 });
 
