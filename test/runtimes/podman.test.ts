@@ -96,6 +96,7 @@ volume_path = "${work}/volumes"
     }),
   );
   // podman's network directory is the CNI config dir here; the recorder stands in for tabby.
+  fs.mkdirSync(path.join(work, 'bin'));
   const inst = await tabbyInstall([
     '--from',
     makeRecorder(work),
