@@ -459,6 +459,10 @@ export async function documentsFromText(text: string): Promise<unknown[]> {
   const list = Array.isArray(docs) ? docs : [docs];
   return list.map((d, i) => {
     if (d.errors.length) throw new ClusterFileError(`document ${i + 1}`, '(YAML)', d.errors[0].message);
-    return d.toJS();
+    try {
+      return d.toJS(); // throws on an alias bomb (yaml's guard against resource exhaustion)
+    } catch (e) {
+      throw new ClusterFileError(`document ${i + 1}`, '(YAML)', (e as Error).message);
+    }
   });
 }
