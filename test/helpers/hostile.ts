@@ -12,6 +12,11 @@ export function fcParams(runs: number): { seed: number; numRuns: number; verbose
   return { seed: FC_SEED, numRuns: Number.isInteger(env) && env > 0 ? env : runs, verbose: 1 };
 }
 
+/** A test's timeout for `runs` runs (or TABBY_FC_RUNS) of `msPerRun` each, at least vitest's default. */
+export function fcTimeout(runs: number, msPerRun: number): number {
+  return Math.max(5_000, fcParams(runs).numRuns * msPerRun);
+}
+
 /** The error codes tabby may answer with: the spec's (1-7, 11, 50, 51) and its own (100-106). 999 is a crash. */
 export const KNOWN_CODES: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 102, 103, 104, 105, 106];
 
@@ -219,9 +224,11 @@ export function mutate<T>(doc: T, mutations: Mutation[]): T {
   const out = structuredClone(doc) as unknown;
   for (const m of mutations) {
     let at = out as Record<string | number, unknown>;
-    for (const k of m.path.slice(0, -1)) {
+    for (let i = 0; i < m.path.length - 1; i++) {
+      const k = m.path[i];
       const next = at[k];
-      if (typeof next !== 'object' || next === null || next instanceof RawJson) at[k] = typeof k === 'number' ? [] : {};
+      if (typeof next !== 'object' || next === null || next instanceof RawJson)
+        at[k] = typeof m.path[i + 1] === 'number' ? [] : {};
       at = at[k] as Record<string | number, unknown>;
     }
     const last = m.path[m.path.length - 1];

@@ -13,7 +13,7 @@ import { CniError } from '../../lib/cni/errors';
 import { documentsFromText, resourcesFromDocuments } from '../../conf/calico';
 import { DocumentCache } from '../../conf/cluster-documents';
 import { readManifest } from '../../cmd/cli/resources';
-import { baseClusterDocs, clusterText, fcParams } from '../helpers/hostile';
+import { baseClusterDocs, clusterText, fcParams, fcTimeout } from '../helpers/hostile';
 
 const asYaml = (doc: unknown): string => stringify(doc);
 const texts = clusterText(asYaml);
@@ -36,54 +36,66 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-hostile-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('cluster file, generated', () => {
-  it('is read into resources or refused with code 7 naming the document', async () => {
-    await fc.assert(
-      fc.asyncProperty(texts, async (text) => {
-        await readCluster(documentsFromText, text);
-      }),
-      fcParams(400),
-    );
-  }, 120_000);
+  it(
+    'is read into resources or refused with code 7 naming the document',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(texts, async (text) => {
+          await readCluster(documentsFromText, text);
+        }),
+        fcParams(400),
+      );
+    },
+    fcTimeout(400, 300),
+  );
 
-  it('the incremental reader (after the base file) agrees with a whole parse', async () => {
-    const base = baseClusterDocs()
-      .map((d) => asYaml(d))
-      .join('---\n');
-    await fc.assert(
-      fc.asyncProperty(texts, async (text) => {
-        const cache = new DocumentCache();
-        await cache.documents(base);
-        const whole = await readCluster(documentsFromText, text);
-        const incremental = await readCluster((t) => cache.documents(t), text);
-        // yaml reports a stack overflow (deep nesting) at the position it reached, which depends on the stack
-        const same = (e?: CniError) => e?.message.replace(/(Maximum call stack size exceeded) at line .*/s, '$1');
-        expect(same(incremental)).toBe(same(whole));
-      }),
-      fcParams(200),
-    );
-  }, 120_000);
+  it(
+    'the incremental reader (after the base file) agrees with a whole parse',
+    async () => {
+      const base = baseClusterDocs()
+        .map((d) => asYaml(d))
+        .join('---\n');
+      await fc.assert(
+        fc.asyncProperty(texts, async (text) => {
+          const cache = new DocumentCache();
+          await cache.documents(base);
+          const whole = await readCluster(documentsFromText, text);
+          const incremental = await readCluster((t) => cache.documents(t), text);
+          // yaml reports a stack overflow (deep nesting) at the position it reached, which depends on the stack
+          const same = (e?: CniError) => e?.message.replace(/(Maximum call stack size exceeded) at line .*/s, '$1');
+          expect(same(incremental)).toBe(same(whole));
+        }),
+        fcParams(200),
+      );
+    },
+    fcTimeout(200, 300),
+  );
 
-  it('a `tabby apply` manifest is read or refused with an error naming the file, never a TypeError', async () => {
-    const file = path.join(dir, 'manifest.yaml');
-    await fc.assert(
-      fc.asyncProperty(texts, async (text) => {
-        fs.writeFileSync(file, text);
-        try {
-          const { docs } = await readManifest(file);
-          for (const d of docs) {
-            expect(['IPPool', 'Node', 'IPAMConfiguration']).toContain(d.kind);
-            expect(typeof d.name === 'string' && d.name !== '').toBe(true);
+  it(
+    'a `tabby apply` manifest is read or refused with an error naming the file, never a TypeError',
+    async () => {
+      const file = path.join(dir, 'manifest.yaml');
+      await fc.assert(
+        fc.asyncProperty(texts, async (text) => {
+          fs.writeFileSync(file, text);
+          try {
+            const { docs } = await readManifest(file);
+            for (const d of docs) {
+              expect(['IPPool', 'Node', 'IPAMConfiguration']).toContain(d.kind);
+              expect(typeof d.name === 'string' && d.name !== '').toBe(true);
+            }
+          } catch (e) {
+            const err = e as Error;
+            if (err.constructor !== Error && !(err instanceof CniError))
+              throw new Error(`threw ${err?.constructor?.name}: ${err?.message ?? e}`);
+            expect(err.message.startsWith(`${file}: `), err.message).toBe(true);
           }
-        } catch (e) {
-          const err = e as Error;
-          if (err.constructor !== Error && !(err instanceof CniError))
-            throw new Error(`threw ${err?.constructor?.name}: ${err?.message ?? e}`);
-          expect(err.message.startsWith(`${file}: `), err.message).toBe(true);
-        }
-      }),
-      fcParams(200),
-    );
-  }, 120_000);
+        }),
+        fcParams(200),
+      );
+    },
+    fcTimeout(200, 300),
+  );
 });
 
 // Failures fast-check found, kept as plain cases (the shrunk counterexample).

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { CniError, Code } from '../../lib/cni/errors';
 import { ID_RE, readEnv, validateIfname } from '../../lib/cni/env';
 import { parseCniArgs } from '../../lib/cni/args';
-import { cniArgs, cniCommand, envValue, fcParams, oddString } from '../helpers/hostile';
+import { cniArgs, cniCommand, envValue, fcParams, fcTimeout, oddString } from '../helpers/hostile';
 
 /** Runs fn; a throw must be a CniError with code 4 (invalid environment). */
 function outcome<T>(fn: () => T): T | CniError {
@@ -29,42 +29,54 @@ const env = fc.record({
 });
 
 describe('CNI environment, generated', () => {
-  it('readEnv returns a valid environment or throws code 4, never anything else', () => {
-    fc.assert(
-      fc.property(env, (vars) => {
-        const r = outcome(() => readEnv(vars));
-        if (r instanceof CniError) return;
-        expect(r.command).toBe(vars.CNI_COMMAND);
-        expect(r.path.every((p) => p !== '' && !p.includes(':'))).toBe(true);
-        if (['ADD', 'DEL', 'CHECK'].includes(r.command)) {
-          expect(r.containerId).toMatch(ID_RE);
-          expect(validateIfname(r.ifname)).toBeUndefined();
-          expect(Buffer.byteLength(r.ifname)).toBeLessThanOrEqual(15);
-        }
-      }),
-      fcParams(2000),
-    );
-  });
+  it(
+    'readEnv returns a valid environment or throws code 4, never anything else',
+    () => {
+      fc.assert(
+        fc.property(env, (vars) => {
+          const r = outcome(() => readEnv(vars));
+          if (r instanceof CniError) return;
+          expect(r.command).toBe(vars.CNI_COMMAND);
+          expect(r.path.every((p) => p !== '' && !p.includes(':'))).toBe(true);
+          if (['ADD', 'DEL', 'CHECK'].includes(r.command)) {
+            expect(r.containerId).toMatch(ID_RE);
+            expect(validateIfname(r.ifname)).toBeUndefined();
+            expect(Buffer.byteLength(r.ifname)).toBeLessThanOrEqual(15);
+          }
+        }),
+        fcParams(2000),
+      );
+    },
+    fcTimeout(2000, 10),
+  );
 
-  it('CNI_ARGS of any text parses or throws code 4', () => {
-    fc.assert(
-      fc.property(fc.oneof(cniArgs, oddString), (raw) => {
-        outcome(() => parseCniArgs(raw));
-      }),
-      fcParams(2000),
-    );
-  });
+  it(
+    'CNI_ARGS of any text parses or throws code 4',
+    () => {
+      fc.assert(
+        fc.property(fc.oneof(cniArgs, oddString), (raw) => {
+          outcome(() => parseCniArgs(raw));
+        }),
+        fcParams(2000),
+      );
+    },
+    fcTimeout(2000, 10),
+  );
 
-  it('well-formed CNI_ARGS with IgnoreUnknown=1 read back as written (the last of a key wins)', () => {
-    const part = fc.string({ minLength: 1, maxLength: 10 }).filter((s) => !/[=;]/.test(s));
-    const value = fc.string({ maxLength: 10 }).filter((s) => !/[=;]/.test(s));
-    fc.assert(
-      fc.property(fc.array(fc.tuple(part, value), { maxLength: 6 }), (pairs) => {
-        const all: [string, string][] = [...pairs, ['IgnoreUnknown', '1']];
-        const args = parseCniArgs(all.map(([k, v]) => `${k}=${v}`).join(';'));
-        expect(Object.fromEntries(args.values)).toEqual(Object.fromEntries(all));
-      }),
-      fcParams(1000),
-    );
-  });
+  it(
+    'well-formed CNI_ARGS with IgnoreUnknown=1 read back as written (the last of a key wins)',
+    () => {
+      const part = fc.string({ minLength: 1, maxLength: 10 }).filter((s) => !/[=;]/.test(s));
+      const value = fc.string({ maxLength: 10 }).filter((s) => !/[=;]/.test(s));
+      fc.assert(
+        fc.property(fc.array(fc.tuple(part, value), { maxLength: 6 }), (pairs) => {
+          const all: [string, string][] = [...pairs, ['IgnoreUnknown', '1']];
+          const args = parseCniArgs(all.map(([k, v]) => `${k}=${v}`).join(';'));
+          expect(Object.fromEntries(args.values)).toEqual(Object.fromEntries(all));
+        }),
+        fcParams(1000),
+      );
+    },
+    fcTimeout(1000, 10),
+  );
 });

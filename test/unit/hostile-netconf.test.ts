@@ -10,7 +10,16 @@ import { requireCommandVersion } from '../../lib/cni/version';
 import { appendResult, toVersion } from '../../lib/cni/result';
 import { parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
 import { parseIpamConf } from '../../ipam/config';
-import { baseConfig, cniArgs, configStdin, fcParams, KNOWN_CODES, RawJson, toJsonText } from '../helpers/hostile';
+import {
+  baseConfig,
+  cniArgs,
+  configStdin,
+  fcParams,
+  fcTimeout,
+  KNOWN_CODES,
+  RawJson,
+  toJsonText,
+} from '../helpers/hostile';
 
 const DIR = '/nonexistent/tabby-hostile';
 
@@ -52,23 +61,31 @@ function readInput(stdin: string, args: string | undefined, command = 'ADD'): vo
 }
 
 describe('plugin config, generated', () => {
-  it('is accepted or refused with a CNI error, never a crash', () => {
-    fc.assert(
-      fc.property(configStdin(DIR), cniArgs, (stdin, args) => {
-        cniOutcome(() => readInput(stdin, args));
-      }),
-      fcParams(1500),
-    );
-  });
+  it(
+    'is accepted or refused with a CNI error, never a crash',
+    () => {
+      fc.assert(
+        fc.property(configStdin(DIR), cniArgs, (stdin, args) => {
+          cniOutcome(() => readInput(stdin, args));
+        }),
+        fcParams(1500),
+      );
+    },
+    fcTimeout(1500, 20),
+  );
 
-  it('every command reads the same config the same way: a CNI error or nothing', () => {
-    fc.assert(
-      fc.property(configStdin(DIR), fc.constantFrom('DEL', 'CHECK', 'GC', 'STATUS'), (stdin, command) => {
-        cniOutcome(() => readInput(stdin, undefined, command));
-      }),
-      fcParams(500),
-    );
-  });
+  it(
+    'every command reads the same config the same way: a CNI error or nothing',
+    () => {
+      fc.assert(
+        fc.property(configStdin(DIR), fc.constantFrom('DEL', 'CHECK', 'GC', 'STATUS'), (stdin, command) => {
+          cniOutcome(() => readInput(stdin, undefined, command));
+        }),
+        fcParams(500),
+      );
+    },
+    fcTimeout(500, 20),
+  );
 
   it('the unmutated base config is accepted (the generators start from something valid)', () => {
     expect(cniOutcome(() => readInput(toJsonText(baseConfig(DIR)), undefined))).toBeUndefined();
