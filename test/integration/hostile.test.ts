@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { REF_CNI_DIR, tabbyArgv } from '../helpers/cni';
 import { ip, ipJson, nsExec, nsPath, RunResult, useSandbox } from '../helpers/netns';
 import {
+  addressLike,
   baseClusterDocs,
   baseConfig,
   clusterText,
@@ -24,6 +25,9 @@ import {
   KNOWN_CODES,
   mutate,
   Mutation,
+  mutations,
+  podAnnotations,
+  runtimeConfig,
   oddString,
   textDamage,
   toJsonText,
@@ -34,6 +38,39 @@ const sb = useSandbox();
 const DEADLINE_MS = 30_000;
 const CID = 'hostile-c1';
 const NODE_ADDR = '192.168.10.11/24';
+const KEEPER = 'keeper-c0';
+
+/** Changes that leave a config readable: requested addresses, runtimeConfig, MTU, a second range, routes. */
+const plausibleMutations: fc.Arbitrary<Mutation[]> = mutations(
+  [
+    { path: ['runtimeConfig'], value: runtimeConfig },
+    {
+      path: ['runtimeConfig', 'ips'],
+      value: fc.array(fc.constantFrom('10.244.1.2', '10.244.1.9/24', '10.244.1.1', '10.244.2.9', 'fd00:1::9'), {
+        minLength: 1,
+        maxLength: 2,
+      }),
+    },
+    { path: ['runtimeConfig', 'io.kubernetes.cri.pod-annotations'], value: podAnnotations },
+    { path: ['args', 'cni', 'ips'], value: fc.array(addressLike, { maxLength: 2 }) },
+    { path: ['mtu'], value: fc.integer({ min: 0, max: 70_000 }) },
+    {
+      path: ['ipam', 'ranges', 1],
+      value: fc.constantFrom([{ subnet: 'fd00:1::/120' }], [{ subnet: '10.244.1.128/25' }]),
+    },
+    {
+      path: ['ipam', 'ranges', 0, 0, 'rangeStart'],
+      value: fc.constantFrom('10.244.1.2', '10.244.1.254', '10.244.1.3'),
+    },
+    { path: ['ipam', 'ranges', 0, 0, 'rangeEnd'], value: fc.constantFrom('10.244.1.2', '10.244.1.3') },
+    {
+      path: ['ipam', 'routes', 1],
+      value: fc.record({ dst: fc.constantFrom('192.0.2.0/24', 'fd00:2::/64', '10.244.1.0/24', '0.0.0.0/0') }),
+    },
+    { path: ['dns'], value: fc.record({ nameservers: fc.array(fc.ipV4(), { maxLength: 2 }) }) },
+  ],
+  2,
+);
 
 interface Run extends RunResult {
   json: any;
@@ -48,7 +85,8 @@ async function tabby(
   args: string[] = [],
 ): Promise<Run> {
   const full: NodeJS.ProcessEnv = { PATH: process.env.PATH };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
+  // the kernel cannot pass a NUL in the environment: a runtime's value stops there
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v.split('\u0000')[0];
   const argv = tabbyArgv();
   const r = await nsExec(node, argv[0], [...argv.slice(1), ...args], {
     env: full,
@@ -156,13 +194,14 @@ async function state(w: World) {
   return { node, pod, ipam: reservations(w.dir) };
 }
 
-/** The state once the kernel has settled (two reads alike, or 5 s): what every run is compared with. */
+/** The state once the kernel has settled (four reads alike, or 5 s): what every run is compared with. */
 async function baseline(w: World) {
   let last = await state(w);
-  for (const end = Date.now() + 5_000; Date.now() < end;) {
-    await new Promise((r) => setTimeout(r, 100));
+  let alike = 0;
+  for (const end = Date.now() + 5_000; Date.now() < end && alike < 3;) {
+    await new Promise((r) => setTimeout(r, 200));
     const now = await state(w);
-    if (JSON.stringify(now) === JSON.stringify(last)) return now;
+    alike = JSON.stringify(now) === JSON.stringify(last) ? alike + 1 : 0;
     last = now;
   }
   return last;
@@ -174,6 +213,8 @@ async function world(): Promise<World> {
   // no IPv6 duplicate address detection: a link-local address (and its route) is there at once, not later
   for (const k of ['all', 'default'])
     await nsExec(node, '/usr/sbin/sysctl', ['-qw', `net.ipv6.conf.${k}.accept_dad=0`]);
+  // forwarding on, as the first pod turns it on (IPv6 forwarding adds the subnet-router anycast routes)
+  await nsExec(node, '/usr/sbin/sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
   // no dummy driver on every kernel: a veth pair whose other end stays in the node
   await ip(node, ['link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink0p']);
   await ip(node, ['address', 'add', NODE_ADDR, 'dev', 'uplink0']);
@@ -181,19 +222,24 @@ async function world(): Promise<World> {
   await ip(node, ['link', 'set', 'uplink0', 'up']);
   await ip(node, ['route', 'add', 'default', 'via', '192.168.10.1', 'dev', 'uplink0']);
   const pod = await sb.netns();
+  for (const k of ['all', 'default']) await nsExec(pod, '/usr/sbin/sysctl', ['-qw', `net.ipv6.conf.${k}.accept_dad=0`]);
   return { node, pod, dir: sb.tmpdir() };
 }
 
-/** The CNI environment: mostly what a runtime sends for this pod, sometimes not. */
-function cniEnv(w: World) {
+/**
+ * The CNI environment: mostly what a runtime sends for this pod, sometimes not. Without `gc`, no GC:
+ * a GC that names no valid attachment rightly collects every other pod (the plain test keeps one).
+ */
+function cniEnv(w: World, opts: { gc: boolean }) {
   return fc.record({
     // without CNI_COMMAND tabby is the command line for people, not the plugin
     CNI_COMMAND: fc.oneof(
       { weight: 8, arbitrary: fc.constant('ADD') },
-      { weight: 2, arbitrary: cniCommand.map((c) => c ?? '') },
+      { weight: 2, arbitrary: cniCommand.map((c) => (c === 'GC' && !opts.gc ? 'STATUS' : (c ?? ''))) },
     ),
     CNI_CONTAINERID: fc.oneof(
       { weight: 8, arbitrary: fc.constant(CID) },
+      { weight: 1, arbitrary: fc.constant(KEEPER) },
       { weight: 1, arbitrary: envValue(fc.constantFrom('-x', 'a'.repeat(300), 'é')) },
     ),
     CNI_NETNS: fc.oneof(
@@ -234,20 +280,33 @@ describe('tabby under generated input, in a node namespace', () => {
     'a plain config (ranges): a result or a CNI error, and nothing left behind',
     async () => {
       const w = await world();
+      // Another pod holds an address and a veth already: a hostile ADD must leave them alone too.
+      const keeperPod = await sb.netns();
+      const keeperEnv = {
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: KEEPER,
+        CNI_NETNS: nsPath(keeperPod),
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: REF_CNI_DIR,
+      };
+      const kept = await tabby(w.node, w.dir, keeperEnv, JSON.stringify(baseConfig(w.dir)));
+      expect(kept.code, shownRun(kept, "the keeper's ADD")).toBe(0);
       const before = await baseline(w);
       const stdin = fc.oneof(
         {
-          weight: 10,
+          weight: 6,
           arbitrary: fc
             .tuple(configMutations(w.dir), textDamage)
             .map(([ms, damage]) => damage(toJsonText(mutate(baseConfig(w.dir), ms)))),
         },
+        // a config that parses, so that the run gets as far as IPAM and the kernel
+        { weight: 6, arbitrary: plausibleMutations.map((ms) => toJsonText(mutate(baseConfig(w.dir), ms))) },
         { weight: 1, arbitrary: oddString },
       );
       let runs = 0;
       let succeeded = 0;
       await fc.assert(
-        fc.asyncProperty(stdin, cniEnv(w), async (input, env) => {
+        fc.asyncProperty(stdin, cniEnv(w, { gc: false }), async (input, env) => {
           runs++;
           const r = await tabby(w.node, w.dir, env, input);
           expectCniOutcome(r, env.CNI_COMMAND, `stdin: ${input.slice(0, 1500)}\nenv: ${JSON.stringify(env)}`);
@@ -307,7 +366,7 @@ describe('tabby under generated input, in a node namespace', () => {
       const input = fc.record({
         conf: confMutations,
         cluster: fc.option(clusterText(stringify), { freq: 2 }),
-        env: cniEnv(w),
+        env: cniEnv(w, { gc: true }),
       });
       let runs = 0;
       let validFiles = 0;
@@ -399,3 +458,42 @@ describe('tabby under generated input, in a node namespace', () => {
 function runBudget(runs: number): number {
   return (fcParams(runs).numRuns + 5) * DEADLINE_MS;
 }
+
+// Failures fast-check found, kept as plain cases (the shrunk counterexamples).
+describe('hostile input regressions', () => {
+  /** A node with one pod wired (its veth and its reservation), and what it looks like. */
+  async function nodeWithPod() {
+    const w = await world();
+    const env = {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: KEEPER,
+      CNI_NETNS: nsPath(w.pod),
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: REF_CNI_DIR,
+    };
+    const r = await tabby(w.node, w.dir, env, JSON.stringify(baseConfig(w.dir)));
+    expect(r.code, shownRun(r, 'ADD')).toBe(0);
+    return { w, before: await baseline(w) };
+  }
+  const gcEnv = { CNI_COMMAND: 'GC', CNI_CONTAINERID: '', CNI_NETNS: '', CNI_IFNAME: '', CNI_PATH: REF_CNI_DIR };
+
+  it('GC with an ipam section that does not parse is a config error (code 7) and removes neither veth nor reservation', async () => {
+    const { w, before } = await nodeWithPod();
+    const conf = baseConfig(w.dir);
+    conf.ipam.ranges = [[false]];
+    const r = await tabby(w.node, w.dir, gcEnv, JSON.stringify(conf));
+    expectCniOutcome(r, 'GC', 'GC');
+    expect(r.json?.code, shownRun(r, 'GC')).toBe(7);
+    expect(r.json?.msg).toMatch(/ipam\.ranges\[0\]\[0\]: must be an object/);
+    expect(await state(w)).toEqual(before);
+  });
+
+  it('GC with an IPAM plugin name that is a path is a config error (code 7) and removes no veth', async () => {
+    const { w, before } = await nodeWithPod();
+    const conf = baseConfig(w.dir);
+    conf.ipam.type = '../x';
+    const r = await tabby(w.node, w.dir, gcEnv, JSON.stringify(conf));
+    expect(r.json?.code, shownRun(r, 'GC')).toBe(7);
+    expect(await state(w)).toEqual(before);
+  });
+});
