@@ -176,13 +176,16 @@ function parsePool(where: string, name: string, spec: Fields): IPPool {
   if (!v4 && ipipMode !== 'Never') throw spec.err('ipipMode', 'IPIP is not supported for IPv6 pools');
   const disabled = spec.bool('disabled') ?? false;
   const blockSize = spec.int('blockSize') || (v4 ? 26 : 122); // 0 means unset, as in Calico
-  const [lo, hi] = v4 ? [20, 32] : [116, 128];
+  // Calico allows /20–/32 blocks (/116–/128). tabby's IPAM keeps each block's first address for the node
+  // (its gateway and tunnel address) and needs at least two more, so /31 and /32 (/127, /128) are refused
+  // here, not at ADD. One range, one message.
+  const [lo, hi] = v4 ? [20, 30] : [116, 126];
   if (blockSize < lo || blockSize > hi)
-    throw spec.err('blockSize', `must be between ${lo} and ${hi} for an IPv${v4 ? 4 : 6} pool, got ${blockSize}`);
-  // Calico allows /31 and /32 blocks (/127, /128); tabby's IPAM keeps each block's first address for the
-  // node (its gateway and tunnel address) and needs at least two more, so it refuses them here, not at ADD.
-  if (blockSize > hi - 2)
-    throw spec.err('blockSize', `${blockSize} leaves no room for pods in tabby's IPAM: use at most ${hi - 2}`);
+    throw spec.err(
+      'blockSize',
+      `must be between ${lo} and ${hi} for an IPv${v4 ? 4 : 6} pool, got ${blockSize}` +
+        (blockSize > hi && blockSize <= hi + 2 ? " (a smaller block leaves no room for pods in tabby's IPAM)" : ''),
+    );
   if (cidr.prefix > blockSize && !disabled)
     throw spec.err('cidr', `prefix /${cidr.prefix} is longer than the blockSize ${blockSize}`);
   const given = spec.o.allowedUses;

@@ -67,6 +67,14 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
 export const IN_PROCESS_IPAM = 'tabby-ipam';
 
 export function parseNetConf(raw: Obj, cniVersion: string): NetConf {
+  if (Array.isArray(raw.plugins) && raw.type === undefined) {
+    // The README's conflist piped in by hand: a runtime hands each plugin one entry of it.
+    throw configError(
+      'plugins',
+      'this is a network configuration list: a runtime passes each plugin one entry of "plugins" (with the ' +
+        "list's name and cniVersion). Run it with a CNI runtime or cnitool, or pipe in the tabby entry alone",
+    );
+  }
   const ipam = optObj(raw, 'ipam', '');
   if (!ipam) throw configError('ipam', 'is required');
   const logLevel = optStr(raw, 'logLevel', '') ?? 'info';

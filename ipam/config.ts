@@ -20,6 +20,11 @@ export interface IpamConf {
   requested: Addr[];
   /** Addresses never handed out (this node's tunnel addresses). */
   reserved: Addr[];
+  /**
+   * The ranges are this node's blocks: GC judges only reservations inside them (another node's in a
+   * shared data directory are not this node's to release).
+   */
+  ownRangesOnly: boolean;
 }
 
 /** What IPAM takes from the cluster datastore: this node's blocks and the addresses it keeps for itself. */
@@ -157,7 +162,8 @@ export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): 
   }
   for (const [i, rs] of (optArr(ipam, 'ranges', 'ipam') ?? []).entries())
     rangeSets.push(parseRangeSet(rs, `ipam.ranges[${i}]`));
-  if (rangeSets.length === 0 && cluster) rangeSets.push(...rangeSetsFromBlocks(cluster.blocks));
+  const fromBlocks = rangeSets.length === 0 && cluster !== undefined;
+  if (fromBlocks) rangeSets.push(...rangeSetsFromBlocks(cluster.blocks));
   for (let i = 0; i < rangeSets.length; i++) {
     for (let j = 0; j < i; j++) {
       if (rangeSetsOverlap(rangeSets[i], rangeSets[j])) {
@@ -181,5 +187,6 @@ export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): 
     dns: resolvConf && env.command === 'ADD' ? parseResolvConf(resolvConf) : undefined,
     requested: requestedIPs(config, env),
     reserved: cluster?.reserved ?? [],
+    ownRangesOnly: fromBlocks,
   };
 }

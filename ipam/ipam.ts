@@ -38,12 +38,7 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
             `requested IP ${formatIP(ip)} is the gateway of range set ${describeRangeSet(set)}`,
           );
         }
-        if (!take(ip, i)) {
-          throw new CniError(
-            Code.AddressUnavailable,
-            `requested IP address ${formatIP(ip)} is not available in range set ${describeRangeSet(set)}`,
-          );
-        }
+        if (!take(ip, i)) throw new CniError(Code.AddressUnavailable, inUse(conf, store, ip));
         return;
       }
       const last = store.lastReserved(i);
@@ -61,6 +56,15 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
     throw e;
   }
   return out;
+}
+
+/** Why a requested address cannot be had, naming who holds it. */
+function inUse(conf: IpamConf, store: IpamStore, ip: Addr): string {
+  const s = formatIP(ip);
+  if (conf.reserved.some((r) => formatIP(r) === s)) return `requested IP address ${s} is this node's tunnel address`;
+  const h = store.holder(s);
+  const by = h ? ` by container ${h.containerId}${h.ifname ? ` (${h.ifname})` : ''}` : '';
+  return `requested IP address ${s} is already in use${by} in network ${conf.network}`;
 }
 
 const prefixOf = (set: RangeSet, ip: Addr): number => rangeSetContains(set, ip)!.subnet.prefix;
@@ -148,6 +152,7 @@ export async function ipamGc(conf: IpamConf, valid: Attachment[]): Promise<GcOut
   return store.withLock(() => {
     const out: GcOutcome = { garbage: [], released: [], errors: [] };
     for (const r of store.list()) {
+      if (conf.ownRangesOnly && !conf.rangeSets.some((set) => inRangeSet(set, r.ip))) continue;
       // a legacy reservation (no ifname) is live while its container has any valid attachment
       const live = r.ifname === '' ? keepIds.has(r.containerId) : keep.has(`${r.containerId}\u0000${r.ifname}`);
       if (live) continue;
@@ -163,6 +168,11 @@ export async function ipamGc(conf: IpamConf, valid: Attachment[]): Promise<GcOut
     return out;
   });
 }
+
+const inRangeSet = (set: RangeSet, ip: string): boolean => {
+  const a = parseIP(ip);
+  return a !== undefined && rangeSetContains(set, a) !== undefined;
+};
 
 /** Turns GC errors into one CNI error that lists them all. */
 export function gcError(errors: string[]): CniError {

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   containernetworking-plugins  # reference ptp/host-local/bridge for interop and benchmarks
   qemu-system-x86 linux-image-amd64 busybox-static  # test/qemu: a stock Debian kernel (ipip) under qemu
   golang-go golang-github-appc-cni-dev  # test/runtimes: the libcni client, built offline
+  golang-github-spf13-cobra-dev golang-github-masterminds-semver-dev python3  # test/runtimes: upstream cnitool (../shared/tools/cnitool/build.sh)
   containerd runc podman busybox-static  # test/runtimes: real runtimes running busybox containers
   etcd-server etcd-client openssl  # test/etcd: real etcd 3.4 members (etcdctl enables auth; openssl makes TLS certs)
 )

@@ -2,14 +2,14 @@
 // /healthz and /metrics, and runs the agent loop until SIGTERM or SIGINT, which stop it cleanly and
 // leave the dataplane in place, so pods keep working while the agent is upgraded.
 import * as net from 'node:net';
-import { CliCommand, flagValue, UsageError } from './command';
-import { clusterContextFromFlags, loadPluginConfig } from './cluster';
+import { command, UsageError } from './command';
+import { clusterContextFromFlags, CONFIG_FLAG } from './cluster';
+import { ipamStoreOf } from './conflist';
 import type { ClusterContext } from '../../lib/cluster/context';
 import type { EtcdDatastore } from '../../lib/datastore/etcd-datastore';
 import type { ClusterResources } from '../../conf/calico';
 import { BlockReleaser } from '../../lib/agent/block-release';
 import { DiskStore } from '../../ipam/disk-store';
-import { DEFAULT_DATA_DIR } from '../../ipam/config';
 import { agentSocketName } from '../../lib/cluster/snapshot';
 import { parseListenAddr } from '../../lib/agent/http';
 import { parseNodeLabels, registerNode } from '../../lib/cluster/registration';
@@ -17,8 +17,7 @@ import { log } from '../../lib/log';
 
 const DEFAULTS = { metricsAddr: '127.0.0.1:9099', resync: 90, datastoreGrace: 30, blockReleaseAfter: 600 };
 
-function seconds(args: string[], name: string, fallback: number): number {
-  const v = flagValue(args, name);
+function seconds(v: string | undefined, name: string, fallback: number): number {
   if (v === undefined) return fallback;
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}: must be a positive number of seconds, got "${v}"`);
@@ -42,33 +41,60 @@ function holdAgentSocket(stateDir: string): Promise<net.Server> {
 }
 
 /** On etcd: gives back blocks that stayed empty, counted in the node's own IPAM store. */
-function releaserFor(ctx: ClusterContext, etcd: EtcdDatastore, args: string[], graceSeconds: number) {
-  const raw = loadPluginConfig(flagValue(args, '--config')!);
-  const ipam = raw.ipam as { dataDir?: string } | undefined;
-  const store = new DiskStore(ipam?.dataDir || DEFAULT_DATA_DIR, String(raw.name));
+function releaserFor(ctx: ClusterContext, etcd: EtcdDatastore, config: string, graceSeconds: number) {
+  const { dataDir, network } = ipamStoreOf(config);
+  const store = new DiskStore(dataDir, network);
   const releaser = new BlockReleaser(ctx, etcd, store, graceSeconds);
   return (r: ClusterResources) => releaser.check(r);
 }
 
-export const agentCommand: CliCommand = {
-  usage: [
-    'agent --config CONFLIST [--metrics-addr HOST:PORT] [--resync SECONDS] [--datastore-grace SECONDS]',
-    "      keep this node's overlay current (the node daemon); health and metrics on --metrics-addr",
-    "      [--cluster-source FILE]  keep the conflist's cluster file a copy of FILE (a ConfigMap mount)",
-    '      [--node-labels K=V,...]  (etcd) the labels this node registers with, for IPPool nodeSelectors',
-    '      [--block-release-after SECONDS]  (etcd) give back a block empty that long (600)',
-  ],
+export const agentCommand = command({
+  name: 'agent',
+  summary: "keep this node's overlay current (the node daemon); health and metrics on --metrics-addr",
+  options: {
+    config: CONFIG_FLAG,
+    'metrics-addr': {
+      type: 'string',
+      arg: 'HOST:PORT',
+      help: `where /healthz and /metrics are served (default ${DEFAULTS.metricsAddr})`,
+    },
+    resync: {
+      type: 'string',
+      arg: 'SECONDS',
+      help: `a full apply this often, repairing drift (default ${DEFAULTS.resync})`,
+    },
+    'datastore-grace': {
+      type: 'string',
+      arg: 'SECONDS',
+      help: `how long the datastore may stay unreadable before /healthz fails (default ${DEFAULTS.datastoreGrace})`,
+    },
+    'cluster-source': {
+      type: 'string',
+      arg: 'FILE',
+      help: "keep the conflist's cluster file a copy of FILE (a ConfigMap mount)",
+    },
+    'node-labels': {
+      type: 'string',
+      arg: 'K=V,...',
+      help: '(etcd) the labels this node registers with, for IPPool nodeSelectors',
+    },
+    'block-release-after': {
+      type: 'string',
+      arg: 'SECONDS',
+      help: `(etcd) give back a block empty that long (default ${DEFAULTS.blockReleaseAfter})`,
+    },
+  },
   async run(args) {
-    const metricsAddr = flagValue(args, '--metrics-addr') ?? DEFAULTS.metricsAddr;
+    const metricsAddr = args['metrics-addr'] ?? DEFAULTS.metricsAddr;
     const listen = parseListenAddr(metricsAddr);
     if (!listen) throw new UsageError(`--metrics-addr: expected HOST:PORT, got "${metricsAddr}"`);
-    const resyncSeconds = seconds(args, '--resync', DEFAULTS.resync);
-    const datastoreGraceSeconds = seconds(args, '--datastore-grace', DEFAULTS.datastoreGrace);
-    const releaseAfter = seconds(args, '--block-release-after', DEFAULTS.blockReleaseAfter);
+    const resyncSeconds = seconds(args.resync, '--resync', DEFAULTS.resync);
+    const datastoreGraceSeconds = seconds(args['datastore-grace'], '--datastore-grace', DEFAULTS.datastoreGrace);
+    const releaseAfter = seconds(args['block-release-after'], '--block-release-after', DEFAULTS.blockReleaseAfter);
     const ctx = clusterContextFromFlags(args);
-    const source = flagValue(args, '--cluster-source');
+    const source = args['cluster-source'];
     if (source && !ctx.conf.file) throw new UsageError('--cluster-source needs a conflist with a "cluster" file');
-    const labels = parseNodeLabels(flagValue(args, '--node-labels'));
+    const labels = parseNodeLabels(args['node-labels']);
     log.configure({ stderrLevel: 'info', context: 'agent' });
 
     const lock = await holdAgentSocket(ctx.stateDirReady());
@@ -85,7 +111,7 @@ export const agentCommand: CliCommand = {
       datastoreGraceSeconds,
       // on etcd the node registers itself and claims its first blocks before anything is applied
       prepare: etcd && (() => registerNode(ctx, etcd, labels)),
-      afterFullApply: etcd && releaserFor(ctx, etcd, args, releaseAfter),
+      afterFullApply: etcd && releaserFor(ctx, etcd, args.config, releaseAfter),
     });
     let server;
     try {
@@ -112,4 +138,4 @@ export const agentCommand: CliCommand = {
     lock.close();
     return 0;
   },
-};
+});

@@ -1,34 +1,28 @@
-import * as fs from 'node:fs';
-import { CliCommand, flagValue as flag, table, UsageError } from './command';
+import { command, table } from './command';
+import { loadPluginConfig } from './conflist';
 import { parseNetConf } from '../../conf/netconf';
-import { isObj, Obj } from '../../conf/fields';
 import { ClusterContext, NodeMode } from '../../lib/cluster/context';
 import { OverlayPlan } from '../../lib/cluster/plan';
 import { formatCidr } from '../../lib/net/addr';
 import { blocksOf, poolOf } from '../../lib/cluster/identity';
 import { log } from '../../lib/log';
+import { DriftItem, isDrift } from '../../lib/dataplane/drift';
 
-/** `tabby plan`, `tabby reconcile`, `tabby status`: the cluster overlay, for people. */
+/** `tabby plan`, `tabby reconcile`, `tabby status`, `tabby teardown`: the cluster overlay, for people. */
 
-/** The tabby entry of a conflist (or a single plugin config), with the list's name and version, as a runtime passes it. */
-export function loadPluginConfig(file: string): Obj {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  if (!isObj(doc)) throw new Error(`${file}: not a JSON object`);
-  const plugins = Array.isArray(doc.plugins) ? doc.plugins : [doc];
-  const entry = plugins.find((p) => isObj(p) && p.type === 'tabby');
-  if (!isObj(entry)) throw new Error(`${file}: no plugin of type "tabby"`);
-  return { ...entry, name: doc.name, cniVersion: doc.cniVersion ?? entry.cniVersion };
-}
+export { loadPluginConfig } from './conflist';
+
+/** The flag every cluster command takes: the node's conflist. */
+export const CONFIG_FLAG = {
+  type: 'string',
+  arg: 'CONFLIST',
+  required: true,
+  help: "the node's conflist (or a single tabby config): the cluster file or datastore and nodeName come from its tabby entry",
+} as const;
 
 /** The node's cluster context from `--config CONFLIST`. */
-export function clusterContextFromFlags(args: string[]): ClusterContext {
-  const file = flag(args, '--config');
-  if (!file) throw new UsageError('--config <conflist> is required');
+export function clusterContextFromFlags(args: { config: string }): ClusterContext {
+  const file = args.config;
   const raw = loadPluginConfig(file);
   const conf = parseNetConf(raw, String(raw.cniVersion ?? '1.1.0'));
   if (!conf.cluster) throw new Error(`${file}: the tabby plugin has no "cluster" file or "datastore" configured`);
@@ -72,21 +66,68 @@ function printPlan(p: OverlayPlan): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
-export const planCommand: CliCommand = {
-  usage: ['plan --config CONFLIST [--json]  what tabby would install on this node, and why (changes nothing)'],
+/** What a reconcile would do about each item that is not in sync. */
+const ACTION: Record<DriftItem['state'], string> = {
+  'in sync': 'keep',
+  missing: 'add',
+  different: 'change',
+  foreign: 'remove',
+};
+
+/** The items not in sync, one line each (another program's route is left alone, and says so). */
+function driftLines(items: DriftItem[], verb: (i: DriftItem) => string): string[] {
+  return items.filter(isDrift).map((i) => `  ${verb(i)} ${i.kind} ${i.what}${i.detail ? `  # ${i.detail}` : ''}`);
+}
+
+const leftAlone = (i: DriftItem): boolean => i.state === 'foreign' && /left alone/.test(i.detail ?? '');
+
+export const planCommand = command({
+  name: 'plan',
+  summary: 'what tabby would install on this node, and why (changes nothing)',
+  options: {
+    config: CONFIG_FLAG,
+    json: { type: 'boolean', help: 'the whole plan (or with --diff, the items not in sync) as JSON, for scripts' },
+    diff: { type: 'boolean', help: 'only what `tabby reconcile` would change in the kernel' },
+  },
   async run(args) {
-    const plan = await clusterContextFromFlags(args).plan();
-    if (args.includes('--json')) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+    const ctx = clusterContextFromFlags(args);
+    if (args.diff) {
+      const { items } = await ctx.drift();
+      if (args.json) process.stdout.write(JSON.stringify(items.filter(isDrift), null, 2) + '\n');
+      else {
+        const lines = driftLines(items, (i) => (leftAlone(i) ? 'leave' : ACTION[i.state]));
+        process.stdout.write(lines.length ? `reconcile would:\n${lines.join('\n')}\n` : 'nothing to change\n');
+      }
+      return 0;
+    }
+    const plan = await ctx.plan();
+    if (args.json) process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
     else printPlan(plan);
     return 0;
   },
-};
+});
 
-export const reconcileCommand: CliCommand = {
-  usage: ['reconcile --config CONFLIST     apply the cluster file now: nodes joined or left, pools edited'],
+export const teardownCommand = command({
+  name: 'teardown',
+  summary: "take this node's overlay down on purpose (tunnels, routes to other nodes, NAT)",
+  options: { config: CONFIG_FLAG },
+  details: 'Pods keep their local wiring. Stop the agent first: it would bring the overlay back.',
+  async run(args) {
+    const { changes } = await clusterContextFromFlags(args).teardown();
+    process.stdout.write(
+      changes.length ? changes.map((c) => `changed: ${c}`).join('\n') + '\n' : 'nothing to take down\n',
+    );
+    return 0;
+  },
+});
+
+export const reconcileCommand = command({
+  name: 'reconcile',
+  summary: 'apply the cluster now on this node: nodes joined or left, pools edited',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'the changes as JSON, for scripts' } },
   async run(args) {
     const { changes, nat } = await clusterContextFromFlags(args).reconcile();
-    if (args.includes('--json')) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
+    if (args.json) process.stdout.write(JSON.stringify({ changes, nat }) + '\n');
     else
       process.stdout.write(
         changes.length
@@ -95,7 +136,7 @@ export const reconcileCommand: CliCommand = {
       );
     return 0;
   },
-};
+});
 
 function groupBy<T>(items: T[], key: (t: T) => string | undefined): Map<string | undefined, T[]> {
   const out = new Map<string | undefined, T[]>();
@@ -114,12 +155,14 @@ const MODE_TEXT: Record<NodeMode, string> = {
   'no-agent': 'no agent (each pod start brings the overlay up to date itself)',
 };
 
-export const statusCommand: CliCommand = {
-  usage: ['status --config CONFLIST [--json] this node, its pools and blocks, its peers and how each is reached'],
+export const statusCommand = command({
+  name: 'status',
+  summary: 'this node, its pools and blocks, its peers and how each is reached, and the kernel against the plan',
+  options: { config: CONFIG_FLAG, json: { type: 'boolean', help: 'as JSON, for scripts' } },
   async run(args) {
     const ctx = clusterContextFromFlags(args);
     const r = await ctx.resources();
-    const plan = await ctx.plan();
+    const { plan, items } = await ctx.drift();
     const routesOf = groupBy(plan.routes, (x) => x.peer);
     const unreachableOf = groupBy(plan.unreachable, (u) => u.peer);
     const nodeOf = new Map(r.nodes.map((n) => [n.name, n]));
@@ -159,8 +202,9 @@ export const statusCommand: CliCommand = {
       })),
       blocks: blocksOf(r, plan.node.name).map((b) => ({ cidr: formatCidr(b.cidr), pool: poolOf(r, b.cidr)?.name })),
       peers,
+      dataplane: items,
     };
-    if (args.includes('--json')) {
+    if (args.json) {
       process.stdout.write(JSON.stringify(status, null, 2) + '\n');
       return 0;
     }
@@ -193,8 +237,25 @@ export const statusCommand: CliCommand = {
             ...peers.map((p) => [p.name, p.address, p.path, p.encapsulated ? 'yes' : 'no', p.reason]),
           ])
         : '  (none)',
+      '',
+      ...dataplaneSummary(items),
     ];
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   },
-};
+});
+
+/** The kernel against the plan: a count of what is in sync, then each item that is not. */
+function dataplaneSummary(items: DriftItem[]): string[] {
+  const inSync = items.filter((i) => !isDrift(i));
+  const counts = new Map<string, number>();
+  for (const i of inSync) counts.set(i.kind, (counts.get(i.kind) ?? 0) + 1);
+  const drift = driftLines(items, (i) => i.state.padEnd(9));
+  return [
+    `dataplane: ${drift.length ? `${drift.length} item(s) not in sync` : 'in sync'}; in sync: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'nothing'}`,
+    ...drift,
+    ...(drift.some((l) => !/left alone/.test(l))
+      ? ['  (`tabby plan --diff` shows what `tabby reconcile` would change)']
+      : []),
+  ];
+}

@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, flagValue, table, UsageError } from './command';
+import { command, CommandGroup, table, UsageError, Values } from './command';
+import { ipamStoreOf, loadPluginConfig } from './conflist';
+import { clusterContextFromFlags } from './cluster';
 import { DEFAULT_DATA_DIR } from '../../ipam/config';
-import { formatIP, parseIP } from '../../lib/net/addr';
+import { Cidr, contains, formatIP, parseIP } from '../../lib/net/addr';
 import { DiskStore } from '../../ipam/disk-store';
 import { Reservation } from '../../ipam/store';
 import { hostVethName, listHostVeths } from '../../lib/dataplane/veth';
@@ -16,21 +18,41 @@ interface Opts {
   dataDir: string;
   network?: string;
   json: boolean;
-  positional: string[];
+  /** The flags that chose the store, as given: repeated in the commands `check` suggests. */
+  given: string[];
+  /** The conflist, when given: on a cluster node, `check` judges only this node's blocks. */
+  config?: string;
 }
 
-function parseOpts(args: string[]): Opts {
-  const positional: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--network' || a === '--data-dir') i++;
-    else if (a === '--json') continue;
-    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
-    else positional.push(a);
-  }
-  const dataDir = flagValue(args, '--data-dir') ?? DEFAULT_DATA_DIR;
+const STORE_FLAGS = {
+  config: {
+    type: 'string',
+    arg: 'CONFLIST',
+    help: "read the data directory and network name from the conflist's tabby entry (its ipam.dataDir and name)",
+  },
+  'data-dir': {
+    type: 'string',
+    arg: 'DIR',
+    help: `the IPAM data directory (default ${DEFAULT_DATA_DIR}, or the conflist's)`,
+  },
+  network: { type: 'string', arg: 'N', help: "only this network (default: every one, or the conflist's)" },
+  json: { type: 'boolean', help: 'as JSON, for scripts' },
+} as const;
+
+type StoreFlags = Values<typeof STORE_FLAGS>;
+
+/** A word as a shell reads it back (paths in the suggested commands). */
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
+function storeOf(f: StoreFlags): Opts {
+  const fromConf = f.config !== undefined ? ipamStoreOf(f.config) : undefined;
+  const dataDir = f['data-dir'] ?? fromConf?.dataDir ?? DEFAULT_DATA_DIR;
   if (!path.isAbsolute(dataDir)) throw new UsageError(`--data-dir must be an absolute path, got "${dataDir}"`);
-  return { dataDir, network: flagValue(args, '--network'), json: args.includes('--json'), positional };
+  const given: string[] = [];
+  if (f.config !== undefined) given.push('--config', f.config);
+  if (f['data-dir'] !== undefined) given.push('--data-dir', f['data-dir']);
+  if (f.network !== undefined) given.push('--network', f.network);
+  return { dataDir, network: f.network ?? fromConf?.network, json: f.json, given, config: f.config };
 }
 
 /** The networks of a data directory: each subdirectory is one. */
@@ -103,7 +125,6 @@ const cells = (r: Row): string[] => [
 const where = (o: Opts): string => (o.network !== undefined ? `network ${o.network} of ${o.dataDir}` : o.dataDir);
 
 function list(o: Opts): number {
-  if (o.positional.length) throw new UsageError(`ipam list takes no arguments, got "${o.positional[0]}"`);
   const rows = reservations(o);
   if (o.json) process.stdout.write(JSON.stringify(rows.map((r) => toJson(r))) + '\n');
   else if (rows.length === 0) process.stdout.write(`no reservations in ${where(o)}\n`);
@@ -111,10 +132,9 @@ function list(o: Opts): number {
   return 0;
 }
 
-async function release(o: Opts): Promise<number> {
-  if (o.positional.length !== 1) throw new UsageError('ipam release takes one IP address');
-  const addr = parseIP(o.positional[0]);
-  if (!addr) throw new UsageError(`"${o.positional[0]}" is not an IP address`);
+async function release(o: Opts, given: string): Promise<number> {
+  const addr = parseIP(given);
+  if (!addr) throw new UsageError(`"${given}" is not an IP address`);
   const ip = formatIP(addr); // host-local's file name for it
   const holders = networks(o).filter((n) => fs.existsSync(path.join(o.dataDir, n, ip)));
   if (holders.length === 0) throw new Error(`${ip} is not reserved in ${where(o)}`);
@@ -147,14 +167,18 @@ async function release(o: Opts): Promise<number> {
 
 /** Reservations whose container is gone: no host veth for the attachment in this network namespace. */
 async function check(o: Opts): Promise<number> {
-  if (o.positional.length) throw new UsageError(`ipam check takes no arguments, got "${o.positional[0]}"`);
   const hostVeths = await listHostVeths();
   const veths = new Set(hostVeths.map((v) => v.name));
   // Without --network, only networks a tabby veth names are judged: another plugin's reservations
   // (bridge + host-local, say) have no tabby veth and are not "gone".
   const ours = new Set(hostVeths.flatMap((v) => (v.owner ? [v.owner.network] : [])));
+  // On a cluster node only reservations in this node's blocks are its own to judge (a data directory
+  // may be shared); the others are listed as not checked.
+  const blocks = await nodeBlocks(o);
   const all = reservations(o);
-  const rows = o.network ? all : all.filter((r) => ours.has(r.network));
+  const mine = blocks ? all.filter((r) => blocks.some((b) => inBlock(b, r.ip))) : all;
+  const foreign = all.length - mine.length;
+  const rows = o.network ? mine : mine.filter((r) => ours.has(r.network));
   const skipped = [...new Set(all.filter((r) => !rows.includes(r)).map((r) => r.network))];
   const judged = rows.map((r) => {
     const veth = r.ifname ? hostVethName(r.containerId, r.ifname) : undefined;
@@ -169,6 +193,7 @@ async function check(o: Opts): Promise<number> {
         gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
         unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
         notChecked: skipped,
+        outsideNodeBlocks: foreign,
       }) + '\n',
     );
   } else {
@@ -179,35 +204,66 @@ async function check(o: Opts): Promise<number> {
         `${gone.length} of ${rows.length} reservation(s) in ${where(o)} belong to containers that are gone (no host veth):\n`,
       );
       out.push(table([[...HEADER, 'HOST VETH'], ...gone.map((j) => [...cells(j.r), j.veth!])]) + '\n');
-      out.push('release them with `tabby ipam release IP --network N`, or have the runtime run CNI GC\n');
+      out.push(
+        `release them with \`${releaseAdvice(
+          o,
+          gone.map((j) => j.r.network),
+        )}\`, or have the runtime run CNI GC\n`,
+      );
     }
     for (const j of unknown)
       out.push(`cannot tell: ${j.r.ip} in ${j.r.network} (container ${j.r.containerId || '-'}) names no interface\n`);
     for (const n of skipped)
       out.push(`not checked: network ${n} (no tabby interface names it; pass --network ${n} to check it)\n`);
+    if (foreign) out.push(`not checked: ${foreign} reservation(s) outside this node's blocks\n`);
     process.stdout.write(out.join(''));
   }
   return gone.length ? 1 : 0;
 }
 
-export const ipamCommand: CliCommand = {
-  usage: [
-    'ipam list [--network N] [--data-dir D] [--json]  reservations: network, IP, container, interface, age',
-    'ipam release IP [--network N] [--data-dir D] [--json]  release one reservation, under the IPAM lock',
-    'ipam check [--network N] [--data-dir D] [--json]  reservations whose container is gone (no host veth); exit 1 if any',
+/** This node's blocks when the conflist names a cluster (file or etcd); undefined otherwise. */
+async function nodeBlocks(o: Opts): Promise<Cidr[] | undefined> {
+  if (o.config === undefined) return undefined;
+  const raw = loadPluginConfig(o.config);
+  if (raw.cluster === undefined && raw.datastore === undefined) return undefined;
+  return (await clusterContextFromFlags({ config: o.config }).nodeIpam({ lastGood: true })).blocks;
+}
+
+const inBlock = (b: Cidr, ip: string): boolean => {
+  const a = parseIP(ip);
+  return a !== undefined && contains(b, a);
+};
+
+/** The release command for these reservations, with the flags that chose the store as they were given. */
+function releaseAdvice(o: Opts, networks: string[]): string {
+  const nets = [...new Set(networks)];
+  // the network is known when --network or the conflist named it; else the one the reservations are in
+  const network = o.network !== undefined ? [] : ['--network', nets.length === 1 ? nets[0] : 'N'];
+  return ['tabby', 'ipam', 'release', 'IP', ...o.given, ...network].map(shellWord).join(' ');
+}
+
+export const ipamCommand: CommandGroup = {
+  name: 'ipam',
+  summary: "the IPAM reservations of this node's data directory",
+  subcommands: [
+    command({
+      name: 'ipam list',
+      summary: 'reservations: network, IP, container, interface, age',
+      options: STORE_FLAGS,
+      run: (f) => list(storeOf(f)),
+    }),
+    command({
+      name: 'ipam release',
+      summary: 'release one reservation, under the IPAM lock',
+      options: STORE_FLAGS,
+      positionals: [{ name: 'IP', help: 'the reserved address to release' }],
+      run: (f, [ip]) => release(storeOf(f), ip),
+    }),
+    command({
+      name: 'ipam check',
+      summary: 'reservations whose container is gone (no host veth); exit 1 if any',
+      options: STORE_FLAGS,
+      run: (f) => check(storeOf(f)),
+    }),
   ],
-  async run(args) {
-    const [sub, ...rest] = args;
-    const o = parseOpts(rest);
-    switch (sub) {
-      case 'list':
-        return list(o);
-      case 'release':
-        return release(o);
-      case 'check':
-        return check(o);
-      default:
-        throw new UsageError(sub ? `unknown ipam command "${sub}"` : 'ipam needs a command: list, release or check');
-    }
-  },
 };

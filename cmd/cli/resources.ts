@@ -1,13 +1,13 @@
 // `tabby apply`, `tabby get`, `tabby delete`: the cluster in etcd, for people. Everything an apply
 // writes is validated first, all of it: a bad document changes nothing.
-import * as fs from 'node:fs';
-import { CliCommand, flagValue, table, UsageError } from './command';
-import { clusterContextFromFlags } from './cluster';
+import { command, table, UsageError } from './command';
+import { clusterContextFromFlags, CONFIG_FLAG } from './cluster';
+import { ipamStoreOf } from './conflist';
+import { readText } from './files';
 import { documentsFromText, ClusterResources, IPPool, resourcesFromDocuments } from '../../conf/calico';
 import { contains, formatCidr, formatIP, overlaps, parseCidr, parseIP } from '../../lib/net/addr';
 import { ownerOf, ResourceKind } from '../../lib/datastore/etcd-keys';
 import { DiskStore } from '../../ipam/disk-store';
-import { DEFAULT_DATA_DIR } from '../../ipam/config';
 import { isObj } from '../../conf/fields';
 
 const APPLIED_KINDS: Record<string, ResourceKind> = {
@@ -17,7 +17,7 @@ const APPLIED_KINDS: Record<string, ResourceKind> = {
   IPAMConfiguration: 'IPAMConfiguration',
 };
 
-function etcdOf(args: string[]) {
+function etcdOf(args: { config: string }) {
   const ctx = clusterContextFromFlags(args);
   const etcd = ctx.etcd;
   if (!etcd) throw new Error('this command edits a cluster in etcd; with a cluster file, edit the file');
@@ -28,12 +28,7 @@ function etcdOf(args: string[]) {
 export async function readManifest(
   file: string,
 ): Promise<{ docs: { kind: ResourceKind; name: string; doc: object }[]; r: ClusterResources }> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  }
+  const text = readText(file);
   const rename = (e: unknown) => {
     if (e instanceof Error) e.message = e.message.replace(/^cluster file: /, `${file}: `);
     return e;
@@ -86,11 +81,21 @@ function checkAgainstStore(file: string, incoming: IPPool[], stored: ClusterReso
   }
 }
 
-export const applyCommand: CliCommand = {
-  usage: ['apply --config CONFLIST -f FILE    write IPPools, Nodes and the IPAMConfiguration to etcd'],
+export const applyCommand = command({
+  name: 'apply',
+  summary: 'write IPPools, Nodes and the IPAMConfiguration to etcd (all validated first)',
+  options: {
+    config: CONFIG_FLAG,
+    filename: {
+      type: 'string',
+      short: 'f',
+      arg: 'FILE',
+      required: true,
+      help: 'the resources: YAML documents or JSON, as in a cluster file',
+    },
+  },
   async run(args) {
-    const file = flagValue(args, '-f') ?? flagValue(args, '--filename');
-    if (!file) throw new UsageError('-f FILE is required');
+    const file = args.filename;
     const { etcd } = etcdOf(args);
     const { docs, r } = await readManifest(file);
     checkAgainstStore(file, r.pools, await etcd.loadFresh());
@@ -101,7 +106,7 @@ export const applyCommand: CliCommand = {
     etcd.close();
     return 0;
   },
-};
+});
 
 type Output = 'table' | 'json' | 'yaml';
 
@@ -127,12 +132,18 @@ function inUse(dataDir: string, network: string, cidr: string): number | undefin
   }
 }
 
-export const getCommand: CliCommand = {
-  usage: ['get --config CONFLIST pools|nodes|blocks [-o json|yaml]   what the etcd datastore holds'],
-  async run(args) {
-    const what = args.find((a) => ['pools', 'nodes', 'blocks', 'pool', 'node', 'block'].includes(a));
-    if (!what) throw new UsageError('get what: pools, nodes or blocks');
-    const out = (flagValue(args, '-o') ?? 'table') as Output;
+export const getCommand = command({
+  name: 'get',
+  summary: 'what the etcd datastore holds: pools, nodes or blocks',
+  options: {
+    config: CONFIG_FLAG,
+    output: { type: 'string', short: 'o', arg: 'json|yaml', help: 'as JSON or YAML (default: a table)' },
+  },
+  positionals: [{ name: 'pools|nodes|blocks', help: 'what to list' }],
+  async run(args, [what]) {
+    if (!['pools', 'nodes', 'blocks', 'pool', 'node', 'block'].includes(what))
+      throw new UsageError(`get what: pools, nodes or blocks, not "${what}"`);
+    const out = (args.output ?? 'table') as Output;
     if (!['table', 'json', 'yaml'].includes(out)) throw new UsageError(`-o: json or yaml, got "${out}"`);
     const { ctx, etcd } = etcdOf(args);
     const r = await etcd.loadFresh();
@@ -168,7 +179,7 @@ export const getCommand: CliCommand = {
       await print(rows, ['name', 'address', 'vxlanTunnelAddr', 'vtepMac', 'labels', 'blocks'], out);
     } else {
       const raw = ctx.conf;
-      const plugin = clusterPluginIpam(args);
+      const plugin = ipamStoreOf(args.config);
       const rows = (await etcd.blockRecords()).map(({ record }) => {
         const owner = ownerOf(record);
         const pool = r.pools.find((p) => contains(p.cidr, parseCidr(record.cidr)!.ip));
@@ -180,24 +191,21 @@ export const getCommand: CliCommand = {
     etcd.close();
     return 0;
   },
-};
+});
 
-/** The IPAM data directory and network name of the conflist (to count this node's addresses). */
-function clusterPluginIpam(args: string[]): { dataDir: string; network: string } {
-  const file = flagValue(args, '--config')!;
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const entry = (Array.isArray(doc.plugins) ? doc.plugins : [doc]).find((p: { type?: string }) => p.type === 'tabby');
-  return { dataDir: entry?.ipam?.dataDir || DEFAULT_DATA_DIR, network: doc.name };
-}
-
-export const deleteCommand: CliCommand = {
-  usage: [
-    'delete --config CONFLIST pool NAME [--force] | node NAME',
-    '                              a pool (refused while nodes hold its blocks, unless --force), or a node and its blocks',
+export const deleteCommand = command({
+  name: 'delete',
+  summary: 'a pool (refused while nodes hold its blocks, unless --force), or a node and its blocks, from etcd',
+  options: {
+    config: CONFIG_FLAG,
+    force: { type: 'boolean', help: 'delete a pool even while nodes hold its blocks (they go with it)' },
+  },
+  positionals: [
+    { name: 'pool|node', help: 'what to delete' },
+    { name: 'NAME', help: 'its name' },
   ],
-  async run(args) {
-    const [kind, name] = args.filter((a) => !a.startsWith('-') && a !== flagValue(args, '--config'));
-    if (!name || !['pool', 'node'].includes(kind)) throw new UsageError('delete pool NAME or delete node NAME');
+  async run(args, [kind, name]) {
+    if (!['pool', 'node'].includes(kind)) throw new UsageError(`delete pool NAME or delete node NAME, not "${kind}"`);
     const { etcd } = etcdOf(args);
     const records = await etcd.blockRecords();
     if (kind === 'pool') {
@@ -205,7 +213,7 @@ export const deleteCommand: CliCommand = {
       if (!kv) throw new Error(`IPPool ${name}: not found`);
       const cidr = parseCidr(JSON.parse(kv.value).spec?.cidr ?? '');
       const held = records.filter((b) => cidr && contains(cidr, parseCidr(b.record.cidr)!.ip));
-      if (held.length && !args.includes('--force')) {
+      if (held.length && !args.force) {
         const owners = [...new Set(held.map((b) => ownerOf(b.record)))].join(', ');
         throw new Error(
           `IPPool ${name}: nodes still hold ${held.length} of its blocks (${owners}); disable it (spec.disabled: true), or --force`,
@@ -224,4 +232,4 @@ export const deleteCommand: CliCommand = {
     etcd.close();
     return 0;
   },
-};
+});

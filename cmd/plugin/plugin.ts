@@ -102,7 +102,9 @@ export const tabbyPlugin: Plugin = {
     // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
     // With an agent running this only reads the node's snapshot.
     const cluster = conf.cluster ? await clusterContext(conf.cluster) : undefined;
-    const { ipam, addresses, node } = await allocate(req, conf, cluster, cluster && (await cluster.ensureOverlay()));
+    const snapshot = cluster && (await cluster.ensureOverlay());
+    if (snapshot && snapshot.blocks.length === 0 && !snapshot.claim) throw cluster!.noBlock();
+    const { ipam, addresses, node } = await allocate(req, conf, cluster, snapshot);
     try {
       const mtu = conf.mtu || (node ? node.mtu : hostMtu());
       const wiring = planWiring(req, conf, addresses, mtu);
@@ -136,7 +138,9 @@ export const tabbyPlugin: Plugin = {
 
   async gc(req) {
     const conf = loadConf(req);
-    await collectGarbage(conf, validAttachments(req.config), ipamClient(req, conf.ipamType));
+    // On a cluster node, GC judges only this node's blocks (a data directory may be shared).
+    const blocks = conf.cluster ? await (await clusterContext(conf.cluster)).nodeIpam({ lastGood: true }) : undefined;
+    await collectGarbage(conf, validAttachments(req.config), ipamClient(req, conf.ipamType, blocks));
   },
 
   async status(req) {
@@ -146,6 +150,7 @@ export const tabbyPlugin: Plugin = {
       try {
         blocks = await (await clusterContext(conf.cluster)).nodeIpam();
       } catch (e) {
+        // not ready: a refused read (the dataplane stays as last applied) or an unreachable datastore
         throw new CniError(Code.NotAvailable, `cluster datastore unusable: ${(e as Error).message}`);
       }
     }

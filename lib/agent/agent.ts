@@ -4,6 +4,7 @@
 // again to put back whatever something else removed. Work is serialised: one apply at a time, and
 // requests that arrive meanwhile are merged (a full resync covers an incremental one).
 import { ClusterContext } from '../cluster/context';
+import { RefusedRead } from '../cluster/guard';
 import type { ClusterResources } from '../../conf/calico';
 import type { OverlayState } from '../dataplane/kernel';
 import type { NatPlan } from '../dataplane/nat';
@@ -38,6 +39,8 @@ export class NodeAgent implements Health {
   private ready = false;
   private datastoreFailingSince?: number;
   private lastError?: string;
+  /** Why the datastore's current state is refused (the dataplane stays as last applied). */
+  private refused?: string;
   private failures = 0;
   private pending?: { kind: ApplyKind; reasons: string[] };
   private timer?: NodeJS.Timeout;
@@ -80,6 +83,7 @@ export class NodeAgent implements Health {
   }
 
   problem(): string | undefined {
+    if (this.refused) return `refused the datastore's current state: ${this.refused}`;
     if (!this.ready) return `no apply has succeeded yet${this.lastError ? ` (last error: ${this.lastError})` : ''}`;
     const since = this.datastoreFailingSince;
     if (since !== undefined && Date.now() - since > this.opts.datastoreGraceSeconds * 1000) {
@@ -123,7 +127,7 @@ export class NodeAgent implements Health {
       }
     }
     const started = process.hrtime.bigint();
-    let revision: string;
+    let revision: string | undefined;
     try {
       // The revision first, then the resources: a change made meanwhile shows as a new revision next time.
       revision = await this.ctx.datastore.revision();
@@ -131,7 +135,8 @@ export class NodeAgent implements Health {
       this.ctx.forget();
       await this.ctx.resources();
     } catch (e) {
-      this.datastoreFailed(e as Error);
+      if (e instanceof RefusedRead) this.refuse(e, revision!);
+      else this.datastoreFailed(e as Error);
       return;
     }
     this.datastoreFailingSince = undefined;
@@ -168,11 +173,17 @@ export class NodeAgent implements Health {
         const r = await this.ctx.resources();
         this.opts.afterFullApply(r).catch((e) => log.warn(`after the apply: ${(e as Error).message}`));
       }
+      if (this.refused) log.info(`the datastore is accepted again (${reason}): ready`);
+      this.refused = undefined;
       this.ready = true;
       this.metrics.ready.set(1);
       this.failures = 0;
       this.lastError = undefined;
     } catch (e) {
+      if (e instanceof RefusedRead) {
+        this.refuse(e, revision);
+        return;
+      }
       this.metrics.applies.inc({ kind, result: 'error' });
       this.lastError = (e as Error).message;
       this.held = undefined; // what the kernel holds is no longer known: the retry reads it back
@@ -190,6 +201,20 @@ export class NodeAgent implements Health {
     this.metrics.fdbEntries.set(state.fdb.length);
     this.metrics.neighbours.set(state.neighbours.length);
     this.metrics.lastApply.set(Date.now() / 1000);
+  }
+
+  /**
+   * A read refused by the guards (no pool, this node missing, invalid): nothing was applied, the
+   * dataplane stays as last applied, /healthz says not ready and why. No retry: the datastore's next
+   * change (its watch) or the periodic resync reads it again.
+   */
+  private refuse(e: RefusedRead, revision: string | undefined): void {
+    this.metrics.refusedReads.inc();
+    this.metrics.ready.set(0);
+    if (revision !== undefined) this.ctx.noteRefusal(revision, e);
+    if (this.refused !== e.message) log.error(e.message);
+    this.refused = e.message;
+    this.revision = undefined; // the next read applies, even of a revision seen before the refusal
   }
 
   /** The datastore could not be read: keep the dataplane as last applied, and try again with backoff. */

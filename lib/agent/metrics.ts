@@ -26,7 +26,11 @@ export class AgentMetrics {
   readonly fdbEntries = gauge(this.registry, 'tabby_agent_fdb_entries', 'Permanent FDB entries on the VXLAN device.');
   readonly neighbours = gauge(this.registry, 'tabby_agent_neighbours', 'Permanent neighbours on the VXLAN device.');
   readonly peers = gauge(this.registry, 'tabby_agent_peers', 'Other nodes with at least one block.');
-  readonly ready = gauge(this.registry, 'tabby_agent_ready', '1 once the first apply succeeded.');
+  readonly ready = gauge(
+    this.registry,
+    'tabby_agent_ready',
+    '1 while the last apply succeeded and the datastore is accepted.',
+  );
   readonly lastChange = gauge(
     this.registry,
     'tabby_agent_last_datastore_change_timestamp_seconds',
@@ -47,6 +51,12 @@ export class AgentMetrics {
   readonly datastoreErrors = new Counter({
     name: 'tabby_agent_datastore_errors_total',
     help: 'Failed reads of the datastore (unreadable, or invalid).',
+    registers: [this.registry],
+  });
+
+  readonly refusedReads = new Counter({
+    name: 'tabby_agent_refused_reads_total',
+    help: 'Datastore reads refused (no pool, this node missing, invalid): the dataplane stayed as applied.',
     registers: [this.registry],
   });
 

@@ -2,6 +2,7 @@
 // Both programs use it: the plugin on the pod-start path (ensureOverlay, nodeIpam), the agent and the
 // command line for whole applies (apply, reconcile, plan).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { CniError, Code } from '../cni/errors';
 import { ClusterConf } from '../../conf/netconf';
 import { ClusterResources } from '../../conf/calico';
@@ -14,13 +15,28 @@ import { EtcdDatastore } from '../datastore/etcd-datastore';
 import { claimBlock, claimPlan } from '../datastore/etcd-blocks';
 import { IpBatch, ipJson } from '../dataplane/iproute';
 import { routeReplace } from '../dataplane/kernel';
-import { hostMtu } from '../dataplane/links';
+import { hostMtu, ipipSupported } from '../dataplane/links';
 import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
+import { readOverlayState } from '../dataplane/kernel';
+import { DriftItem, overlayDrift } from '../dataplane/drift';
+import { natDrift } from '../dataplane/nat-drift';
 import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
 import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
 import { LocalNode, OverlayPlan, PeerPlans, planOverlay } from './plan';
 import { ensureNodeRecord } from './registration';
-import { agentRunning, ipamOf, NodeSnapshot, readSnapshot, waitForSnapshot, writeSnapshot } from './snapshot';
+import { RefusedRead, refuseRead, refuseSelfAsPeer } from './guard';
+import {
+  agentRunning,
+  clearRefusal,
+  ipamOf,
+  NodeSnapshot,
+  readRefusal,
+  readSnapshot,
+  recordRefusal,
+  snapshotFile,
+  waitForSnapshot,
+  writeSnapshot,
+} from './snapshot';
 import { log } from '../log';
 import { TABBY_VERSION } from '../about';
 
@@ -42,6 +58,8 @@ export interface ApplyHow {
    * changes.
    */
   freshHost?: boolean;
+  /** For a pod start: a node with no block (and none to claim) is refused before anything changes. */
+  forPod?: boolean;
 }
 
 /** How a node keeps its overlay: by its agent, or by each pod start (no agent). */
@@ -66,8 +84,49 @@ export class ClusterContext {
     return this.datastore instanceof EtcdDatastore ? this.datastore : undefined;
   }
 
+  /**
+   * The datastore's resources. A read that fails validation is refused (RefusedRead): the caller keeps
+   * what it applied last. A datastore that cannot be reached at all (etcd down) is a plain error.
+   */
   resources(): Promise<ClusterResources> {
-    return (this.cached ??= this.datastore.load());
+    return (this.cached ??= this.datastore.load().catch((e) => {
+      this.cached = undefined;
+      throw this.refusal(e);
+    }));
+  }
+
+  /** The datastore's revision; a cluster file that is gone is a refused read. */
+  private async revision(): Promise<string> {
+    try {
+      return await this.datastore.revision();
+    } catch (e) {
+      throw this.refusal(e);
+    }
+  }
+
+  /** A validation error of the datastore's as a refused read; anything else as it is. */
+  private refusal(e: unknown): unknown {
+    if (e instanceof RefusedRead || !(e instanceof CniError) || e.code !== Code.InvalidNetworkConfig) return e;
+    const msg = e.message.includes(this.datastore.description.replace(/^file /, ''))
+      ? e.message
+      : `${this.datastore.description}: ${e.message}`;
+    return new RefusedRead(Code.TryAgainLater, `${msg}: refused (the dataplane stays as last applied)`);
+  }
+
+  /**
+   * Refuses what must not be applied: no pool, this node missing, a peer at this host's own address.
+   * Throws a RefusedRead; nothing has touched the kernel yet.
+   */
+  private guard(r: ClusterResources, host: HostAddress[] | undefined, writtenBy: NodeSnapshot['writtenBy']): void {
+    const refused =
+      refuseRead(r, {
+        nodeName: this.conf.nodeName,
+        datastore: this.datastore.description,
+        // on etcd a node with no agent registers itself when its first pod claims a block
+        requireRecord: !(this.etcd && writtenBy === 'plugin'),
+        host,
+      }) ?? (host ? refuseSelfAsPeer(r, this.conf.nodeName, host) : undefined);
+    if (refused) throw refused;
   }
 
   /** Forgets the loaded resources: the next `resources()` loads the datastore again. */
@@ -93,21 +152,37 @@ export class ClusterContext {
   }
 
   /**
-   * This node's IPAM ranges without applying anything (tabby-ipam as a delegate, STATUS): from the
-   * snapshot when it is current, else from the datastore.
+   * This node's IPAM ranges without applying anything (tabby-ipam as a delegate, GC, STATUS): from the
+   * snapshot when it is current, else from the datastore, checked as an apply would check it. A refused
+   * read throws (STATUS reports it), or with `lastGood` gives the ranges this node applied last.
    */
-  async nodeIpam(): Promise<ClusterIpam> {
-    const snap = await this.currentSnapshot();
+  async nodeIpam(opts: { lastGood?: boolean } = {}): Promise<ClusterIpam> {
+    const snap = await this.currentSnapshot().catch((e) => {
+      if (opts.lastGood && e instanceof RefusedRead) return undefined;
+      throw e;
+    });
     if (snap) return ipamOf(snap);
-    return this.blocksFrom(await this.resources());
+    try {
+      const refused = readRefusal(this.conf.stateDir);
+      if (refused?.fingerprint === this.fingerprint(await this.revision())) {
+        throw new RefusedRead(refused.code, refused.reason);
+      }
+      const r = await this.resources();
+      this.guard(r, undefined, 'plugin');
+      return this.blocksFrom(r);
+    } catch (e) {
+      const last = readSnapshot(this.conf.stateDir);
+      if (opts.lastGood && e instanceof RefusedRead && last?.identity === this.identity()) return ipamOf(last);
+      throw e;
+    }
   }
 
   /** This node's underlay address and interface: from its Node record, or autodetected. */
-  async localNode(r?: ClusterResources, fresh = true): Promise<LocalNode> {
+  async localNode(r?: ClusterResources, fresh = true, hostRead = false): Promise<LocalNode> {
     r ??= await this.resources();
     const name = this.conf.nodeName;
     const record = r.nodes.find((n) => n.name === name);
-    if (fresh || !this.host) this.host = await this.readHost();
+    if ((fresh && !hostRead) || !this.host) this.host = await this.readHost();
     const host = this.host;
     const addrs = host.addrs;
     let address: Cidr;
@@ -167,9 +242,39 @@ export class ClusterContext {
     return found;
   }
 
+  /** The plan for this node, refused (RefusedRead) as an apply would refuse it. */
   async plan(): Promise<OverlayPlan> {
     const r = await this.resources();
-    return planOverlay(r, await this.localNode(r));
+    this.guard(r, (this.host = await this.readHost()).addrs, 'agent');
+    const plan = planOverlay(r, await this.localNode(r, true, true));
+    if (plan.ipip && !ipipSupported()) {
+      plan.warnings.push(
+        `a pool uses IPIP, and this kernel (${os.release()}) has no ipip support: ADD and reconcile will fail with code 104 until it has`,
+      );
+    }
+    return plan;
+  }
+
+  /** The plan, and each of its items as the kernel holds it (and whatever of tabby's it holds besides). */
+  async drift(): Promise<{ plan: OverlayPlan; items: DriftItem[] }> {
+    const plan = await this.plan();
+    const [have, nat] = await Promise.all([readOverlayState(), natDrift(plan.nat, this.conf.natBackend)]);
+    return { plan, items: [...overlayDrift(have, plan), ...nat] };
+  }
+
+  /**
+   * Takes this node's overlay down on purpose (`tabby teardown`): tunnel devices, tabby's routes, FDB
+   * entries, neighbours and NAT. Pods keep their veths and host routes. The snapshot goes too, so no pod
+   * starts on what was applied before; the next apply of a sound datastore brings the overlay back.
+   */
+  async teardown(): Promise<ApplyReport> {
+    return withDirLock(this.stateDirReady(), async () => {
+      const empty = { routes: [], fdb: [], neighbours: [], nat: { allPools: [], natPools: [], tunnelDevices: [] } };
+      const report = await applyOverlay(empty, this.conf.natBackend);
+      fs.rmSync(snapshotFile(this.conf.stateDir), { force: true });
+      clearRefusal(this.conf.stateDir);
+      return report;
+    });
   }
 
   /** Applies the plan now, whatever was applied before, reading the kernel back (`tabby reconcile`). */
@@ -188,11 +293,25 @@ export class ClusterContext {
 
   private async applyUnlocked(opts: ApplyOptions, how: ApplyHow): Promise<Applied> {
     // The revision is read before the datastore is: a change made meanwhile shows as a new revision next time.
-    const revision = how.revision ?? (await this.datastore.revision());
-    const r = await this.resources();
-    const plan = planOverlay(r, await this.localNode(r, how.freshHost ?? true), this.peerPlans);
+    const revision = how.revision ?? (await this.revision());
+    const fresh = how.freshHost ?? true;
+    let r: ClusterResources;
+    let plan: OverlayPlan;
+    let ipam: ClusterIpam;
+    try {
+      // Plan completely and check before the kernel is touched: a refused plan changes nothing.
+      r = await this.resources();
+      if (fresh || !this.host) this.host = await this.readHost();
+      this.guard(r, this.host.addrs, how.writtenBy);
+      ipam = this.blocksFrom(r);
+      if (how.forPod && !this.etcd && ipam.blocks.length === 0) throw this.noBlock();
+      plan = planOverlay(r, await this.localNode(r, fresh, true), this.peerPlans);
+    } catch (e) {
+      if (e instanceof RefusedRead) this.noteRefusal(revision, e);
+      throw e;
+    }
+    clearRefusal(this.conf.stateDir);
     const report = await applyOverlay(plan, this.conf.natBackend, opts);
-    const ipam = this.blocksFrom(r);
     const self = r.nodes.find((n) => n.name === this.conf.nodeName);
     const snapshot: NodeSnapshot = {
       fingerprint: this.fingerprint(revision),
@@ -219,14 +338,43 @@ export class ClusterContext {
    * applies the change here (and so pays for planning the whole cluster).
    */
   async ensureOverlay(): Promise<NodeSnapshot> {
+    try {
+      return await this.ensureOverlayOrRefuse();
+    } catch (e) {
+      // A refused read: pods keep starting on what this node applied last, if it applied anything.
+      const last = readSnapshot(this.conf.stateDir);
+      if (!(e instanceof RefusedRead) || last?.identity !== this.identity()) throw e;
+      log.warn(`${e.message}; this pod starts with the last applied state (of ${last.at})`);
+      return last;
+    }
+  }
+
+  /** Records a refused read beside the snapshot: pod starts and STATUS see it without reading again. */
+  noteRefusal(revision: string, e: RefusedRead): void {
+    recordRefusal(this.stateDirReady(), { fingerprint: this.fingerprint(revision), code: e.code, reason: e.message });
+  }
+
+  /** The error for a pod start on a node with no block to hand out addresses from. */
+  noBlock(): CniError {
+    return new CniError(
+      Code.InvalidNetworkConfig,
+      `node ${this.conf.nodeName} holds no block in ${this.datastore.description}, so it has no address to ` +
+        `give a pod: add a BlockAffinity for it (spec.node: ${this.conf.nodeName}) in an enabled pool`,
+    );
+  }
+
+  private async ensureOverlayOrRefuse(): Promise<NodeSnapshot> {
     const snap = await this.currentSnapshot();
     if (snap) return snap;
     // Without a usable snapshot: a remote datastore is asked once here, and only here.
-    const fingerprint = this.fingerprint(await this.datastore.revision());
+    const fingerprint = this.fingerprint(await this.revision());
     const current = (): NodeSnapshot | undefined => {
       const s = readSnapshot(this.conf.stateDir);
       return s?.fingerprint === fingerprint ? s : undefined;
     };
+    // The agent refused this very read already: no need to wait for it, or to read it again.
+    const refused = readRefusal(this.conf.stateDir);
+    if (refused?.fingerprint === fingerprint) throw new RefusedRead(refused.code, refused.reason);
     if (await agentRunning(this.conf.stateDir)) {
       const caughtUp = await waitForSnapshot(this.conf.stateDir, fingerprint, AGENT_CATCH_UP_MS);
       if (caughtUp) return caughtUp;
@@ -235,7 +383,7 @@ export class ClusterContext {
     return withDirLock(this.stateDirReady(), async () => {
       const meanwhile = current(); // another ADD, or the agent, did it meanwhile
       if (meanwhile) return meanwhile;
-      const applied = await this.applyUnlocked({}, { writtenBy: 'plugin' });
+      const applied = await this.applyUnlocked({}, { writtenBy: 'plugin', forPod: true });
       log.info(`overlay brought up to date (${applied.changes.length} change(s))`);
       return applied.snapshot;
     });
@@ -250,7 +398,7 @@ export class ClusterContext {
     const s = readSnapshot(this.conf.stateDir);
     if (!s) return undefined;
     if (this.datastore.remote) return s.identity === this.identity() ? s : undefined;
-    return s.fingerprint === this.fingerprint(await this.datastore.revision()) ? s : undefined;
+    return s.fingerprint === this.fingerprint(await this.revision()) ? s : undefined;
   }
 
   /**

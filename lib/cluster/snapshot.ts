@@ -48,6 +48,36 @@ export function writeSnapshot(stateDir: string, s: NodeSnapshot): void {
 }
 
 /**
+ * A datastore read this node refused (guard.ts), recorded beside the snapshot with the fingerprint it
+ * was refused at: a pod start that sees the same fingerprint takes the last applied state at once
+ * instead of waiting for the agent, and CNI STATUS reports it.
+ */
+export interface Refusal {
+  fingerprint: string;
+  code: number;
+  reason: string;
+  at: string;
+}
+
+const refusalFile = (stateDir: string): string => path.join(stateDir, 'refused.json');
+
+export function readRefusal(stateDir: string): Refusal | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(refusalFile(stateDir), 'utf8')) as Refusal;
+  } catch {
+    return undefined;
+  }
+}
+
+export function recordRefusal(stateDir: string, r: Omit<Refusal, 'at'>): void {
+  writeAtomic(refusalFile(stateDir), JSON.stringify({ ...r, at: new Date().toISOString() }) + '\n', 0o644, false);
+}
+
+export function clearRefusal(stateDir: string): void {
+  fs.rmSync(refusalFile(stateDir), { force: true });
+}
+
+/**
  * The abstract unix socket the node's agent holds while it runs: one name per state directory (device
  * and inode), so a second agent fails to bind it, and a pod start can tell that an agent is there.
  * The kernel frees it when the agent dies, whatever the reason.

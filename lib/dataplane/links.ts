@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import * as fs from 'node:fs';
 
 /** Facts about links in tabby's own namespace, read from sysfs (no process spawned). */
@@ -39,4 +40,19 @@ function readHostMtu(): number {
     }
   }
   return min ?? FALLBACK_HOST_MTU;
+}
+
+/**
+ * Whether this kernel can make an ipip device: the module is loaded (or built in), or can be loaded.
+ * For `tabby plan` to warn early; an apply finds out for itself and fails with code 104.
+ */
+export function ipipSupported(): boolean {
+  if (fs.existsSync('/sys/module/ipip') || fs.existsSync('/sys/class/net/tunl0')) return true;
+  const release = os.release();
+  const dir = `/lib/modules/${release}/kernel/net/ipv4`;
+  try {
+    return fs.readdirSync(dir).some((f) => f.startsWith('ipip.ko'));
+  } catch {
+    return false;
+  }
 }

@@ -126,19 +126,3 @@ export async function applyNat(p: NatPlan, wanted: 'auto' | NatBackend): Promise
   );
   return backend;
 }
-
-/**
- * Whether tabby's NAT rules are in place (the IPv4 table or chain), for a resync to say it repaired
- * them. True when there is nothing to NAT, or no tool that could hold rules.
- */
-export async function natTablePresent(p: NatPlan, wanted: 'auto' | NatBackend): Promise<boolean> {
-  if (p.natPools.length === 0 && p.tunnelDevices.length === 0) return true;
-  let chosen: { backend: NatBackend; bin: string };
-  try {
-    chosen = chooseNatBackend(wanted);
-  } catch {
-    return true;
-  }
-  const args = chosen.backend === 'nftables' ? ['list', 'table', 'ip', NAT_TABLE] : ['-t', 'nat', '-S', IPT_CHAIN];
-  return (await execArgs(chosen.bin, args)).code === 0;
-}

@@ -5,7 +5,8 @@
 import { CniError, Code } from '../cni/errors';
 import { log } from '../log';
 import { IpBatch, KernelError } from './iproute';
-import { applyNat, NatBackend, NatPlan, natTablePresent } from './nat';
+import { applyNat, NatBackend, NatPlan } from './nat';
+import { natDrift } from './nat-drift';
 import { OverlayState, readOverlayState, runBridgeBatch } from './kernel';
 import { diffOverlay, stateAfter } from './overlay-diff';
 import type { DesiredOverlay } from './desired';
@@ -43,7 +44,14 @@ export async function applyOverlay(
   const changes = diff.changes;
   let nat: NatBackend | undefined;
   if (!opts.held || !opts.heldNat || !sameNat(opts.heldNat, want.nat)) {
-    if (!opts.held && !(await natTablePresent(want.nat, natBackend))) changes.push('NAT table: missing, rewritten');
+    if (!opts.held) {
+      for (const d of await natDrift(want.nat, natBackend)) {
+        if (d.state !== 'in sync')
+          changes.push(`NAT ${d.what}: ${d.state}${d.detail ? ` (${d.detail})` : ''}, rewritten`);
+      }
+    } else {
+      changes.push(`NAT rewritten: masquerade from ${want.nat.natPools.join(', ') || '(no pool)'}`);
+    }
     nat = await applyNat(want.nat, natBackend);
   }
   if (changes.length) log.info(`overlay: ${changes.join('; ')}`);

@@ -132,8 +132,10 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     host.add('address', 'add', `${GATEWAY_V6}/64`, 'dev', w.hostVeth, 'nodad');
   }
   host.add('link', 'set', 'dev', w.hostVeth, 'up');
+  // `add`, not `replace`: a host route that already sends this address to another pod's veth means two
+  // IPAM stores hand out one block (a renamed network, a changed dataDir); it is refused, never taken over.
   for (const a of w.addresses)
-    host.add('route', 'replace', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
+    host.add('route', 'add', hostPrefix(a), 'dev', w.hostVeth, 'scope', 'link', 'proto', ROUTE_PROTO);
   host.add('link', 'show', 'dev', w.hostVeth);
 
   let created = false; // from here on, a host veth of this name is this call's to remove on failure
@@ -150,6 +152,9 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
         [hostShown] = await host.run();
         break;
       } catch (e) {
+        if (e instanceof KernelError && /File exists/.test(e.stderr) && e.message.startsWith('ip route add')) {
+          throw await routedElsewhere(e.message.split(' ')[3], w.hostVeth);
+        }
         const clash = e instanceof KernelError && /File exists/.test(e.stderr) && e.message.includes('link add');
         if (!clash || attempt > 0) throw e;
         created = false;
@@ -198,6 +203,22 @@ export async function wirePod(w: PodWiring): Promise<WiredPod> {
     if (created) await unwirePod(w.hostVeth).catch(() => undefined);
     throw e;
   }
+}
+
+/** The error for a pod address whose host route already goes elsewhere, naming the pod it goes to. */
+async function routedElsewhere(prefix: string, ours: string): Promise<CniError> {
+  const [route] = await ipJson<{ dev?: string }[]>(['route', 'show', 'exact', prefix]).catch(() => []);
+  const dev = route?.dev;
+  const owner = dev && dev !== ours ? (await listHostVeths()).find((v) => v.name === dev)?.owner : undefined;
+  const holder = owner
+    ? `pod ${owner.containerId} (${owner.ifname}, network ${owner.network}) on ${dev}`
+    : `${dev ?? 'another device'}`;
+  return new CniError(
+    Code.AddressUnavailable,
+    `address ${prefix.split('/')[0]} is in use on this node: its host route goes to ${holder}. Two IPAM ` +
+      `stores hand out the same block: did the network's "name" or ipam.dataDir change under running pods? ` +
+      `(see README, "Renaming a network")`,
+  );
 }
 
 function hostSysctls(veth: string, v6: boolean): Record<string, string> {

@@ -706,7 +706,21 @@ describe('node selectors, disabled pools, deletes and refused applies', () => {
     expect(r.stdout).toMatch(/IPPool zone-other: deleted, with 1 block\(s\)/);
     expect((await blockRecords(etcd)).map((x) => x.owner)).toEqual(['node-a']);
     await waitFor("node-a to drop node-b's block", async () => !(await routeTo(c, a, owned(b)[0].cidr)));
-  }, 90_000);
+
+    // The last pool deleted: an etcd with no IPPool is refused as an empty cluster file is. The agent
+    // keeps its dataplane, and /healthz says why, until a pool is back.
+    const before = await c.tabbyRoutes(a);
+    r = await c.cli(a, 'delete', 'pool', 'zone-a', '--force', '--config', a.conflist);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor('node-a to refuse the empty datastore', async () => {
+      const h = await httpGet(agA, '/healthz');
+      return h.status === 503 && /refused the datastore's current state: etcd .*holds no IPPool/.test(h.body);
+    });
+    expect(await c.tabbyRoutes(a)).toEqual(before);
+    expect(await c.linkExists(a, 'vxlan.tabby')).toBe(true);
+    await mustApply(c, a, ippool('zone-a', zoneA));
+    await waitFor('node-a ready again', async () => (await httpGet(agA, '/healthz')).status === 200);
+  }, 120_000);
 });
 
 // ---- giving blocks back ----

@@ -58,12 +58,24 @@ describe('tabby ipam list', () => {
     expect((await cli(node, 'list', '--data-dir', node.dataDir, '--network', 'nonet', '--json')).json).toEqual([]);
   });
 
-  it('rejects unknown options and subcommands with exit 2 and the usage', async () => {
+  it('rejects unknown options and subcommands with exit 2, one error line and the short usage', async () => {
     const node = await TestNode.create(sb);
-    for (const args of [['list', '--bogus'], ['frobnicate'], ['list', '--data-dir', 'relative/dir'], ['release']]) {
+    const cases: [string[], string, string][] = [
+      [['list', '--bogus'], 'tabby ipam list: unknown flag --bogus', 'tabby ipam list '],
+      [['frobnicate'], 'tabby ipam: unknown ipam command "frobnicate"', 'tabby ipam list|release|check '],
+      [
+        ['list', '--data-dir', 'relative/dir'],
+        'tabby ipam list: --data-dir must be an absolute path',
+        'tabby ipam list ',
+      ],
+      [['release'], 'tabby ipam release: IP is required', 'tabby ipam release IP '],
+    ];
+    for (const [args, error, usage] of cases) {
       const r = await cli(node, ...args);
       expect(r.code, show(r)).toBe(2);
-      expect(r.stderr).toMatch(/tabby ipam list/);
+      const [first, second] = r.stderr.split('\n');
+      expect(first).toContain(error);
+      expect(second.startsWith(`usage: ${usage}`), second).toBe(true);
     }
   });
 });

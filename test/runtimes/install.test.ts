@@ -29,8 +29,10 @@ function setup(): { dir: string; bin: string; conf: string; conflist: string; li
   };
   const conflist = path.join(dir, 'src.conflist');
   fs.writeFileSync(conflist, JSON.stringify(list, null, 2));
-  // Nested directories that do not exist yet: install creates them.
-  return { dir, bin: path.join(dir, 'node/opt/cni/bin'), conf: path.join(dir, 'node/etc/cni/net.d'), conflist, list };
+  // The bin dir exists (it holds the runtime's other plugins); the conf dir does not yet: install creates it.
+  const bin = path.join(dir, 'node/opt/cni/bin');
+  fs.mkdirSync(bin, { recursive: true });
+  return { dir, bin, conf: path.join(dir, 'node/etc/cni/net.d'), conflist, list };
 }
 
 const flags = (s: ReturnType<typeof setup>): string[] => [
@@ -103,7 +105,7 @@ describe('tabby install', () => {
     expect(r.stderr).toContain(`${foreign} exists and is not tabby's (plugins: bridge, portmap)`);
     expect(r.stderr).toContain('--force');
     expect(fs.readFileSync(foreign, 'utf8')).toBe(theirs);
-    expect(fs.existsSync(s.bin)).toBe(false);
+    expect(ls(s.bin)).toEqual([]);
 
     fs.writeFileSync(foreign, 'not json {');
     expect((await tabbyInstall(flags(s))).stderr).toContain('(not JSON)');
@@ -137,7 +139,8 @@ describe('tabby install', () => {
       expect(r.code, shown(r)).not.toBe(0);
       expect(r.stderr).toMatch(msg);
     }
-    expect(fs.existsSync(path.join(s.dir, 'node'))).toBe(false);
+    expect(ls(s.bin)).toEqual([]);
+    expect(fs.existsSync(s.conf)).toBe(false);
     const usage = await tabbyInstall(['--cni-bin-dir', s.bin]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--conflist FILE is required');
@@ -239,6 +242,7 @@ describe('tabby install', () => {
         'set -e',
         'mount -t tmpfs tmpfs /opt',
         'mount -t tmpfs tmpfs /etc/cni',
+        'mkdir -p /opt/cni/bin', // as the runtime's packaging makes it
         `${RUNTIME_TABBY} install --conflist ${s.conflist}`,
         'ls /opt/cni/bin /etc/cni/net.d',
       ].join('\n');

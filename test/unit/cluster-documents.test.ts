@@ -141,7 +141,7 @@ describe('DocumentCache errors name the document as a whole parse does', () => {
   it('for a field: document 3 (IPPool x): spec.blockSize', async () => {
     const expected = await messageOf(parseClusterText(text));
     expect(expected).toBe(
-      'cluster file: document 3 (IPPool x): spec.blockSize: ' + 'must be between 20 and 32 for an IPv4 pool, got 12',
+      'cluster file: document 3 (IPPool x): spec.blockSize: ' + 'must be between 20 and 30 for an IPv4 pool, got 12',
     );
     const cache = new DocumentCache();
     expect(await messageOf(cache.documents(text).then(resourcesFromDocuments))).toBe(expected);

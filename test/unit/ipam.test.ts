@@ -95,7 +95,11 @@ describe('ipamAdd', () => {
   it('fails on a taken requested IP and keeps nothing from the call', async () => {
     await addr('c1', conf([V4, V6])); // 10.0.0.2, fd00::2
     const before = held();
-    await expectCniErrorAsync(ipamAdd(conf([V4, V6], 'IP=fd00::2'), who('c2')), 102, /fd00::2 is not available/);
+    await expectCniErrorAsync(
+      ipamAdd(conf([V4, V6], 'IP=fd00::2'), who('c2')),
+      102,
+      /fd00::2 is already in use by container c1/,
+    );
     expect(held()).toEqual(before); // 10.0.0.3 was taken for the first rangeset, then rolled back
   });
 

@@ -5,6 +5,11 @@ import { expectCniError } from './cni-error';
 const base = { cniVersion: '1.0.0', name: 'net1', type: 'tabby', ipam: { type: 'tabby-ipam' } };
 
 describe('parseNetConf', () => {
+  it('says a whole conflist piped in by hand is a list, not "ipam: is required"', () => {
+    const list = { cniVersion: '1.1.0', name: 'tabbynet', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] };
+    expectCniError(() => parseNetConf(list, '1.1.0'), 7, /plugins: this is a network configuration list/);
+  });
+
   it('applies defaults', () => {
     const c = parseNetConf({ ...base }, '1.0.0');
     expect(c).toMatchObject({ name: 'net1', cniVersion: '1.0.0', mtu: 0, logLevel: 'info', ipamType: 'tabby-ipam' });
