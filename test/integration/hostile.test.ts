@@ -116,6 +116,10 @@ function expectCniOutcome(r: Run, command: string | undefined, what: string): vo
     if (command === 'ADD') {
       expect(r.json, show).toBeTypeOf('object');
       expect(typeof r.json.cniVersion, show).toBe('string');
+      expect(
+        r.json.ips?.length > 0 || r.json.ip4 !== undefined || r.json.ip6 !== undefined,
+        `no address\n${show}`,
+      ).toBe(true);
     } else if (command === 'VERSION') {
       expect(r.json?.supportedVersions, show).toBeInstanceOf(Array);
     } else {
@@ -133,8 +137,8 @@ function expectCniOutcome(r: Run, command: string | undefined, what: string): vo
   expect(typeof r.json.msg === 'string' && r.json.msg.length > 0, show).toBe(true);
 }
 
-/** Drops what the kernel changes by itself as time passes (IPv6 DAD, address lifetimes, route expiry). */
-// An overlay device deleted and made again (another cluster file, then the base one) gets a new index.
+// What the kernel changes by itself as time passes (IPv6 DAD, address lifetimes, route expiry), and the
+// index of an overlay device deleted and made again (another cluster file, then the base one).
 const VOLATILE = new Set([
   'tentative',
   'preferred_life_time',
@@ -145,6 +149,7 @@ const VOLATILE = new Set([
   'ifindex',
   'link_index',
 ]);
+/** `v` without the VOLATILE keys, at any depth. */
 function settled(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(settled);
   if (typeof v !== 'object' || v === null) return v;
