@@ -2,9 +2,10 @@ import * as fs from 'node:fs';
 import { configError } from '../lib/cni/errors';
 import { DNS, Route } from '../lib/cni/result';
 import { CniEnv } from '../lib/cni/env';
-import { Addr, Cidr, formatCidr, formatIP, parseCidr, parseIP } from '../lib/net/addr';
+import { Addr, Cidr, formatCidr, parseCidr, parseIP } from '../lib/net/addr';
 import { canonicalize, describeRangeSet, RangeSet, rangesOverlap, rangeSetsOverlap, Range } from './range';
 import { isObj, join, Obj, optArr, optObj, optStr, reqStr } from '../conf/fields';
+import { podRequest } from './pod-request';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
@@ -16,8 +17,10 @@ export interface IpamConf {
   rangeSets: RangeSet[];
   routes: Route[];
   dns?: DNS;
-  /** Addresses asked for through CNI_ARGS IP=, args.cni.ips or runtimeConfig.ips. */
+  /** Addresses asked for: the ipAddrs annotation, or CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips. */
   requested: Addr[];
+  /** The ipAddrs annotation: only the rangesets holding a requested address give one. */
+  exact: boolean;
   /** Addresses never handed out (this node's tunnel addresses). */
   reserved: Addr[];
   /**
@@ -31,6 +34,8 @@ export interface IpamConf {
 export interface ClusterIpam {
   blocks: Cidr[];
   reserved: Addr[];
+  /** The blocks were chosen for this pod's pool annotations (lib/cluster/pod-pools.ts). */
+  poolsChosen?: boolean;
 }
 
 function addrField(o: Obj, key: string, path: string): Addr | undefined {
@@ -111,25 +116,6 @@ export function parseResolvConf(file: string): DNS {
   return dns;
 }
 
-function requestedIPs(config: Obj, env: CniEnv): Addr[] {
-  const out: Addr[] = [];
-  const add = (s: unknown, field: string): void => {
-    if (typeof s !== 'string') throw configError(field, 'must be a string');
-    const a = parseIP(s.split('/')[0]);
-    if (!a) throw configError(field, `"${s}" is not an IP address`);
-    out.push(a);
-  };
-  const ipArg = env.args.get('IP');
-  if (ipArg) ipArg.split(',').forEach((s) => add(s, 'CNI_ARGS IP'));
-  const argsIps = optObj(optObj(config, 'args', '') ?? {}, 'cni', 'args');
-  (optArr(argsIps ?? {}, 'ips', 'args.cni') ?? []).forEach((s, i) => add(s, `args.cni.ips[${i}]`));
-  const rc = optObj(config, 'runtimeConfig', '') ?? {};
-  (optArr(rc, 'ips', 'runtimeConfig') ?? []).forEach((s, i) => add(s, `runtimeConfig.ips[${i}]`));
-  const seen = new Set<string>();
-  return out.filter((a) => !seen.has(formatIP(a)) && !!seen.add(formatIP(a)));
-}
-
-/** Validates the `ipam` section of `config` (the whole plugin config, as host-local reads it). */
 /** One rangeset per address family from a node's blocks; each block's first address (its gateway) is skipped. */
 export function rangeSetsFromBlocks(blocks: Cidr[]): RangeSet[] {
   return ([4, 6] as const)
@@ -137,6 +123,17 @@ export function rangeSetsFromBlocks(blocks: Cidr[]): RangeSet[] {
       blocks.filter((b) => b.ip.family === fam).map((b, i) => parseRange({ subnet: formatCidr(b) }, `block ${i}`)),
     )
     .filter((set) => set.length > 0);
+}
+
+/** Whether the config gives IPAM ranges of its own (else a cluster node's blocks are the ranges). */
+export function configuresRanges(config: Obj): boolean {
+  const ipam = optObj(config, 'ipam', '') ?? {};
+  const rc = optObj(config, 'runtimeConfig', '') ?? {};
+  return (
+    ipam.subnet !== undefined ||
+    (optArr(ipam, 'ranges', 'ipam') ?? []).length > 0 ||
+    (optArr(rc, 'ipRanges', 'runtimeConfig') ?? []).length > 0
+  );
 }
 
 /**
@@ -176,6 +173,15 @@ export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): 
   }
   const resolvConf = optStr(ipam, 'resolvConf', 'ipam');
   const dataDir = optStr(ipam, 'dataDir', 'ipam') || DEFAULT_DATA_DIR;
+  const pod = podRequest(config, env);
+  for (const fam of [4, 6] as const) {
+    if (pod.pools[fam] && !cluster?.poolsChosen) {
+      throw configError(
+        pod.poolField[fam]!,
+        "pools are chosen only by the tabby plugin allocating from a cluster's pools (a `cluster` or `datastore`, no ipam ranges)",
+      );
+    }
+  }
   if (!dataDir.startsWith('/')) throw configError('ipam.dataDir', `must be an absolute path, got "${dataDir}"`);
   return {
     type,
@@ -185,7 +191,8 @@ export function parseIpamConf(config: Obj, env: CniEnv, cluster?: ClusterIpam): 
     routes: parseRoutes(optArr(ipam, 'routes', 'ipam'), 'ipam.routes'),
     // only ADD returns DNS: DEL, CHECK and GC must not fail on a resolv.conf gone since (as host-local)
     dns: resolvConf && env.command === 'ADD' ? parseResolvConf(resolvConf) : undefined,
-    requested: requestedIPs(config, env),
+    requested: pod.addresses,
+    exact: pod.exact,
     reserved: cluster?.reserved ?? [],
     ownRangesOnly: fromBlocks,
   };

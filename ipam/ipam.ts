@@ -15,7 +15,20 @@ interface Allocation {
   rangeSetIndex: number;
 }
 
-/** Picks one address in each rangeset: a requested one where it falls in the set, else the next free one. */
+/** No free address in a rangeset: the family says which (a cluster node may claim a block of that family). */
+export class NoFreeAddressError extends CniError {
+  constructor(
+    readonly family: 4 | 6,
+    message: string,
+  ) {
+    super(Code.NoFreeAddress, message);
+  }
+}
+
+/**
+ * Picks one address in each rangeset: a requested one where it falls in the set, else the next free one
+ * (with `conf.exact`, only the sets holding a requested address give one).
+ */
 function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: string[]): Allocation[] {
   const used = new Set([...reserved, ...conf.reserved.map(formatIP)]);
   const requested = [...conf.requested];
@@ -41,9 +54,13 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
         if (!take(ip, i)) throw new CniError(Code.AddressUnavailable, inUse(conf, store, ip));
         return;
       }
+      if (conf.exact) return;
       const last = store.lastReserved(i);
       for (const ip of walkRangeSet(set, last ? parseIP(last) : undefined)) if (take(ip, i)) return;
-      throw new CniError(Code.NoFreeAddress, `no IP addresses available in range set: ${describeRangeSet(set)}`);
+      throw new NoFreeAddressError(
+        set[0].subnet.ip.family,
+        `no IP addresses available in range set: ${describeRangeSet(set)}`,
+      );
     });
     if (requested.length > 0) {
       throw new CniError(

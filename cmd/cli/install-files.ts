@@ -4,6 +4,7 @@ import { fileError, readText } from './files';
 import { validateClusterText } from './validate';
 import { ID_RE } from '../../lib/cni/env';
 import { replaceAtomically, symlinkAtomic, writeAtomic } from '../../lib/fs';
+import { POD_ANNOTATIONS } from '../../ipam/pod-request';
 
 /**
  * What `tabby install` puts where: the executable into a CNI bin directory with its `tabby-ipam` link;
@@ -133,15 +134,39 @@ function versionWarning(where: string, cniVersion: string): string[] {
   ];
 }
 
+const capabilitiesOf = (p: Record<string, unknown>): Record<string, unknown> =>
+  typeof p.capabilities === 'object' && p.capabilities !== null && !Array.isArray(p.capabilities)
+    ? (p.capabilities as Record<string, unknown>)
+    : {};
+
+/**
+ * A tabby entry without the capability that makes containerd (and CRI-O) pass the pod's annotations in
+ * runtimeConfig: install adds it, so that the Calico annotations choosing pools and addresses reach tabby.
+ */
+const lacksPodAnnotations = (p: Record<string, unknown>): boolean =>
+  p.type === 'tabby' && capabilitiesOf(p)[POD_ANNOTATIONS] !== true;
+
+/**
+ * The conflist as installed (pure): the source text as it is, unless a tabby entry needs `nodeName` or
+ * the pod-annotations capability; then re-serialized with them, every other key kept.
+ */
+export function conflistToInstall(text: string, nodeName?: string): string {
+  const doc = JSON.parse(text) as { plugins: Record<string, unknown>[] };
+  if (nodeName === undefined && !doc.plugins.some(lacksPodAnnotations)) return text;
+  for (const p of doc.plugins) {
+    if (p.type !== 'tabby') continue;
+    if (nodeName !== undefined) p.nodeName = nodeName;
+    if (lacksPodAnnotations(p)) p.capabilities = { ...capabilitiesOf(p), [POD_ANNOTATIONS]: true };
+  }
+  return JSON.stringify(doc, null, 2);
+}
+
 /** Reads and validates the conflist, and refuses a foreign file at its destination (unless forced). */
 function prepareConfig(o: InstallOptions): { dest: string; body: string; old?: Buffer; warnings: string[] } {
-  let text = readText(o.conflist);
-  validateConflist(text, o.conflist);
-  const doc = JSON.parse(text) as { cniVersion: string; plugins: Record<string, unknown>[] };
-  if (o.nodeName !== undefined) {
-    for (const p of doc.plugins) if (p.type === 'tabby') p.nodeName = o.nodeName;
-    text = JSON.stringify(doc, null, 2);
-  }
+  const source = readText(o.conflist);
+  validateConflist(source, o.conflist);
+  const doc = JSON.parse(source) as { cniVersion: string };
+  const text = conflistToInstall(source, o.nodeName);
   const dest = path.join(o.confDir, o.confName);
   const old = readIfExists(dest);
   if (old !== undefined && !o.force) {

@@ -3,7 +3,8 @@ import { CniError, Code } from '../../lib/cni/errors';
 import { Plugin, Request } from '../../lib/cni/skel';
 import { appendResult, Result } from '../../lib/cni/result';
 import { log } from '../../lib/log';
-import { ClusterConf, NetConf, parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
+import { ClusterConf, IN_PROCESS_IPAM, NetConf, parseNetConf, validAttachments, validMtu } from '../../conf/netconf';
+import { configuresRanges } from '../../ipam/config';
 import { ipamClient } from '../../ipam/client';
 import { hostMtu } from '../../lib/dataplane/links';
 import {
@@ -78,21 +79,16 @@ function podResult(w: PodWiring, wired: WiredPod, conf: NetConf, ipam: Result): 
 }
 
 /**
- * IPAM ADD from the node's blocks. On etcd a node with no block yet, or whose blocks are full, claims
- * another one (a round trip to etcd only then) and tries again.
+ * IPAM ADD. On a cluster node whose ranges are its blocks, the pod's request (pools, addresses) picks
+ * the blocks, and on etcd the pod start claims what is missing (lib/cluster/pod-pools.ts).
  */
 async function allocate(req: Request, conf: NetConf, cluster?: ClusterContext, node?: NodeSnapshot) {
-  const canClaim = cluster !== undefined && node?.claim !== undefined;
-  if (canClaim && node!.blocks.length === 0) node = await cluster!.claimBlockForPod(node!);
-  let ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
-  try {
-    return { ipam, addresses: await ipam.add(), node };
-  } catch (e) {
-    if (!(canClaim && e instanceof CniError && e.code === Code.NoFreeAddress)) throw e;
-    node = await cluster!.claimBlockForPod(node!);
-    ipam = ipamClient(req, conf.ipamType, ipamOf(node));
-    return { ipam, addresses: await ipam.add(), node };
+  if (cluster && node && conf.ipamType === IN_PROCESS_IPAM && !configuresRanges(req.config)) {
+    const { allocateForPod } = await import('../../lib/cluster/pod-pools');
+    return allocateForPod(req, cluster, node);
   }
+  const ipam = ipamClient(req, conf.ipamType, node ? ipamOf(node) : undefined);
+  return { ipam, addresses: await ipam.add(), node };
 }
 
 export const tabbyPlugin: Plugin = {

@@ -37,6 +37,7 @@ import {
   waitForSnapshot,
   writeSnapshot,
 } from './snapshot';
+import { podPoolsOf } from './pod-choice';
 import { log } from '../log';
 import { TABBY_VERSION } from '../about';
 
@@ -61,6 +62,9 @@ export interface ApplyHow {
   /** For a pod start: a node with no block (and none to claim) is refused before anything changes. */
   forPod?: boolean;
 }
+
+/** Claims one block for a pod (under the state directory's lock), or throws why it cannot. */
+export type PodClaim = (etcd: EtcdDatastore, now: NodeSnapshot) => Promise<{ cidr: Cidr; pool: string }>;
 
 /** How a node keeps its overlay: by its agent, or by each pod start (no agent). */
 export type NodeMode = 'agent' | 'agent-catching-up' | 'no-agent';
@@ -324,6 +328,7 @@ export class ClusterContext {
       claim: this.etcd
         ? claimPlan(r.pools, { name: this.conf.nodeName, labels: self?.labels ?? {} }, r.ipamConfig)
         : undefined,
+      pools: podPoolsOf(r, this.conf.nodeName),
       writtenBy: how.writtenBy,
       at: new Date().toISOString(),
     };
@@ -405,14 +410,17 @@ export class ClusterContext {
    * On etcd, when the node's blocks are full (or it has none): claims another block, routes it to a
    * blackhole here (the node owns it now), and records it in the snapshot. Serialised with applies by
    * the state directory's lock; a concurrent pod start that already claimed one is taken as is.
+   * `claim` picks the block instead of the node's claim plan (a pod's pool or address: pod-pools.ts).
    */
-  async claimBlockForPod(seen: NodeSnapshot): Promise<NodeSnapshot> {
+  async claimBlockForPod(seen: NodeSnapshot, claim?: PodClaim): Promise<NodeSnapshot> {
     const etcd = this.etcd;
     if (!etcd || !seen.claim) throw new CniError(Code.NoFreeAddress, "no free address in this node's blocks");
     return withDirLock(this.stateDirReady(), async () => {
       const now = readSnapshot(this.conf.stateDir) ?? seen;
       if (now.blocks.length !== seen.blocks.length) return now; // another pod start claimed meanwhile
-      const { cidr, pool } = await claimBlock(etcd, this.conf.nodeName, now.claim ?? seen.claim!);
+      const { cidr, pool } = claim
+        ? await claim(etcd, now)
+        : await claimBlock(etcd, this.conf.nodeName, now.claim ?? seen.claim!);
       await new IpBatch().add(...routeReplace({ dst: formatCidr(cidr), blackhole: true })).run();
       if (!(await agentRunning(this.conf.stateDir))) await ensureNodeRecord(this, etcd);
       const next = { ...now, blocks: [...now.blocks, formatCidr(cidr)], at: new Date().toISOString() };

@@ -9,6 +9,7 @@ import { writeAtomic } from '../fs';
 import { Addr, Cidr, parseCidr, parseIP } from '../net/addr';
 import type { ClusterIpam } from '../../ipam/config';
 import type { ClaimPlan } from '../datastore/etcd-blocks';
+import type { PodPool } from './pod-choice';
 
 export interface NodeSnapshot {
   /** What the applied state depends on (datastore revision, config, tunnel devices, host MTU). */
@@ -26,6 +27,8 @@ export interface NodeSnapshot {
   mtu: number;
   /** On etcd: the pools this node may claim more blocks from, so that a pod start can claim one itself. */
   claim?: ClaimPlan;
+  /** Every pool, with whether it gives pods of this node addresses by default (a pod may name another). */
+  pools?: PodPool[];
   /** Who wrote it: the agent, or a pod start / `tabby reconcile` on a node without one. */
   writtenBy: 'agent' | 'plugin';
   /** When (ISO 8601). */

@@ -111,6 +111,33 @@ export async function claimBlock(
   }
 }
 
+/**
+ * Claims one given block for `node` (a pod asked for an address in it). Returns who holds it when that
+ * is another node, or `node` itself when its record was there already; nothing is written then.
+ */
+export async function claimBlockAt(ds: EtcdDatastore, node: string, cidr: Cidr): Promise<{ owner?: string }> {
+  const record: BlockRecord = {
+    cidr: formatCidr(cidr),
+    affinity: `host:${node}`,
+    affinity_claim_time: new Date().toISOString(),
+  };
+  try {
+    const res = await ds.etcd().createIfAbsent(ds.keys.block(cidr), JSON.stringify(record));
+    if (res.succeeded) return {};
+    return {
+      owner: res.current ? (ownerOf(JSON.parse(res.current.value) as BlockRecord) ?? '(no owner)') : '(unknown)',
+    };
+  } catch (e) {
+    if (e instanceof EtcdUnavailableError) {
+      throw new CniError(
+        Code.TryAgainLater,
+        `node ${node} needs address block ${formatCidr(cidr)} and etcd is unreachable: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+}
+
 /** Claims a block in one pool (the agent's first block of each pool); undefined when the pool is full. */
 export function claimInPool(
   ds: EtcdDatastore,

@@ -460,9 +460,11 @@ export class SimCluster {
     containerId: string,
     netns: string,
     config = this.pluginConfig(node),
+    extraEnv: Record<string, string> = {},
   ): Promise<RunResult> {
     return nsExec(node.ns, this.tabby[0], this.tabby.slice(1), {
       env: {
+        ...extraEnv,
         PATH: process.env.PATH,
         CNI_COMMAND: command,
         CNI_CONTAINERID: containerId,
@@ -487,10 +489,11 @@ export class SimCluster {
     nodeOrName: SimNode | string,
     podName: string,
     config?: Record<string, unknown>,
+    env?: Record<string, string>,
   ): Promise<{ pod?: Pod; run: RunResult }> {
     const node = typeof nodeOrName === 'string' ? this.node(nodeOrName) : nodeOrName;
     const ns = await this.podNetns(podName);
-    const r = await this.cni(node, 'ADD', `${this.tag}-${podName}`, `/var/run/netns/${ns}`, config);
+    const r = await this.cni(node, 'ADD', `${this.tag}-${podName}`, `/var/run/netns/${ns}`, config, env);
     if (r.code !== 0) {
       await run('/usr/sbin/ip', ['netns', 'del', ns]);
       this.namespaces.splice(this.namespaces.indexOf(ns), 1);

@@ -6,6 +6,7 @@ import { show, tabbyArgv, TABBY_BIN } from '../helpers/cni';
 import { nsExec, run, RunResult, useSandbox } from '../helpers/netns';
 import { waitFor } from '../helpers/agent';
 import { DiskStore } from '../../ipam/disk-store';
+import { leafCommands } from '../../cmd/cli/main';
 
 // The built tabby as people run it: every command's --help, unknown flags, errors about files,
 // `tabby validate`, `tabby install` refusing a bad cluster file (and --watch keeping the good one),
@@ -19,23 +20,8 @@ const tabby = (...args: string[]): Promise<RunResult> => {
 };
 const showRun = (r: RunResult): string => show({ ...r, json: undefined });
 
-const COMMANDS = [
-  'version',
-  'help',
-  'validate',
-  'plan',
-  'reconcile',
-  'teardown',
-  'status',
-  'install',
-  'ipam list',
-  'ipam release',
-  'ipam check',
-  'agent',
-  'apply',
-  'get',
-  'delete',
-];
+// every command and subcommand, as the parser knows them
+const COMMANDS = leafCommands().map((c) => c.name);
 
 const doc = (kind: string, name: string, spec: string): string =>
   `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: {name: ${name}}\nspec: ${spec}\n`;

@@ -12,8 +12,8 @@ import {
   requireTools,
   restoreAll,
   shown,
-  tabbyInstall,
   tmpdir,
+  installSeed,
 } from './helpers';
 
 // tabby driven by the upstream cnitool (containernetworking/cni v1.2.0, whose libcni speaks spec 1.1.0:
@@ -38,21 +38,7 @@ beforeAll(async () => {
   });
   work = tmpdir('tbr-cnitool-');
   cnitool = await buildCnitool();
-  binDir = path.join(work, 'bin');
-  const seed = path.join(work, 'seed.conflist');
-  fs.writeFileSync(
-    seed,
-    JSON.stringify({ cniVersion: '1.1.0', name: 'seed', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] }),
-  );
-  const r = await tabbyInstall([
-    '--cni-bin-dir',
-    binDir,
-    '--cni-conf-dir',
-    path.join(work, 'seed.d'),
-    '--conflist',
-    seed,
-  ]);
-  expect(r.code, shown(r)).toBe(0);
+  binDir = await installSeed(work, '1.1.0');
   preserved = [new PreservedDir('/var/lib/cni')];
 });
 
@@ -242,7 +228,7 @@ describe('tabby under cnitool, a 1.1.0 list', () => {
     await n.ok('check', pod);
 
     for (const [address, why] of [
-      ['10.244.1.77', /requested IP address 10\.244\.1\.77 is not available in range set/],
+      ['10.244.1.77', /requested IP address 10\.244\.1\.77 is already in use by container/],
       ['10.9.9.9', /requested IP address 10\.9\.9\.9 is outside every configured range/],
     ] as const) {
       const r = await n.run('add', pod2, { cniArgs: `IP=${address}` });

@@ -48,6 +48,30 @@ export function tabbyInstall(args: string[]): Promise<RunResult> {
 const CLIENT_SRC = path.join(REPO, 'test/runtimes/libcni-client');
 
 /** Builds test/runtimes/libcni-client offline against Debian's libcni into `dir`. */
+/**
+ * Installs tabby into `<work>/bin` with `tabby install`, as on a node, from a one-plugin seed conflist
+ * of `cniVersion`; returns the bin directory.
+ */
+export async function installSeed(work: string, cniVersion: string): Promise<string> {
+  const binDir = path.join(work, 'bin');
+  fs.mkdirSync(binDir, { recursive: true });
+  const seed = path.join(work, 'seed.conflist');
+  fs.writeFileSync(
+    seed,
+    JSON.stringify({ cniVersion, name: 'seed', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] }),
+  );
+  const r = await tabbyInstall([
+    '--cni-bin-dir',
+    binDir,
+    '--cni-conf-dir',
+    path.join(work, 'seed.d'),
+    '--conflist',
+    seed,
+  ]);
+  if (r.code !== 0) throw new Error(`tabby install: ${shown(r)}`);
+  return binDir;
+}
+
 export async function buildLibcniClient(dir: string): Promise<string> {
   requireTools({
     '/usr/bin/go': 'golang-go',

@@ -23,7 +23,12 @@ function setup(): { dir: string; bin: string; conf: string; conflist: string; li
     cniVersions: ['1.0.0', '1.1.0'],
     name: 'k8s-pod-network',
     plugins: [
-      { type: 'tabby', ipam: { type: 'tabby-ipam', ranges: [[{ subnet: '10.244.0.0/24' }]] } },
+      // with the capability install adds (pod-annotations.test.ts): installed byte for byte
+      {
+        type: 'tabby',
+        capabilities: { 'io.kubernetes.cri.pod-annotations': true },
+        ipam: { type: 'tabby-ipam', ranges: [[{ subnet: '10.244.0.0/24' }]] },
+      },
       { type: 'portmap', capabilities: { portMappings: true } },
     ],
   };

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podAddresses, REF_CNI_DIR, TestNode } from '../helpers/cni';
 import { ip, links, nsExec, nsPath, routes, tabbyVeths, useSandbox } from '../helpers/netns';
-import { buildLibcniClient, requireTools, shown, tabbyInstall, tmpdir } from './helpers';
+import { buildLibcniClient, requireTools, shown, tmpdir, installSeed } from './helpers';
 
 // tabby driven by libcni (Debian's v1.1.2, the library of containerd 1.6, podman 4 and CRI-O) through
 // a small Go client, alone and chained with the reference portmap, bandwidth and tuning plugins. Every
@@ -23,21 +23,7 @@ beforeAll(async () => {
   work = tmpdir('tbr-libcni-');
   client = await buildLibcniClient(work);
   // The plugin directory is made by `tabby install`, as on a node.
-  binDir = path.join(work, 'bin');
-  const conflist = path.join(work, 'seed.conflist');
-  fs.writeFileSync(
-    conflist,
-    JSON.stringify({ cniVersion: '1.0.0', name: 'seed', plugins: [{ type: 'tabby', ipam: { type: 'tabby-ipam' } }] }),
-  );
-  const r = await tabbyInstall([
-    '--cni-bin-dir',
-    binDir,
-    '--cni-conf-dir',
-    path.join(work, 'seed.d'),
-    '--conflist',
-    conflist,
-  ]);
-  expect(r.code, shown(r)).toBe(0);
+  binDir = await installSeed(work, '1.0.0');
 });
 
 afterAll(() => {
