@@ -373,9 +373,33 @@ export const textDamage: fc.Arbitrary<(t: string) => string> = fc.oneof(
   { weight: 1, arbitrary: oddString.map((s) => (t: string) => t + s) },
 );
 
+const ANNOTATIONS = 'io.kubernetes.cri.pod-annotations';
+const CALICO_KEYS = [
+  'cni.projectcalico.org/ipv4pools',
+  'cni.projectcalico.org/ipv6pools',
+  'cni.projectcalico.org/ipAddrs',
+];
+
+/** Mutations of runtimeConfig and the CNI arguments alone: the rest of the config stays valid. */
+export const runtimeMutations: fc.Arbitrary<Mutation[]> = mutations(
+  [
+    { path: ['runtimeConfig'], value: runtimeConfig },
+    { path: ['runtimeConfig', 'ips'], value: fc.oneof(fc.array(addressLike, { maxLength: 3 }), hostileValue) },
+    { path: ['runtimeConfig', 'portMappings'], value: fc.oneof(fc.array(portMapping, { maxLength: 3 }), hostileValue) },
+    { path: ['runtimeConfig', ANNOTATIONS], value: podAnnotations },
+    ...CALICO_KEYS.map((k) => ({
+      path: ['runtimeConfig', ANNOTATIONS, k],
+      value: fc.oneof(annotationValue, hostileValue),
+    })),
+    { path: ['args', 'cni', 'ips'], value: fc.oneof(fc.array(addressLike, { maxLength: 3 }), hostileValue) },
+  ],
+  3,
+);
+
 /** A whole stdin: a mutated config, its text sometimes damaged, or something that is no config at all. */
 export function configStdin(dir: string): fc.Arbitrary<string> {
   return fc.oneof(
+    { weight: 4, arbitrary: runtimeMutations.map((ms) => toJsonText(mutate(baseConfig(dir), ms))) },
     {
       weight: 10,
       arbitrary: fc

@@ -124,3 +124,25 @@ describe('hostile config regressions', () => {
     expect(err?.message).toBe('prevResult.ip4.routes[0].dst: missing');
   });
 });
+
+describe('hostile pod annotation regressions', () => {
+  const withAnnotations = (a: Record<string, unknown>): string =>
+    toJsonText({ ...baseConfig(DIR), runtimeConfig: { 'io.kubernetes.cri.pod-annotations': a } });
+
+  it('a Calico pool annotation nested 20,000 deep is a config error (code 7), not a stack overflow', () => {
+    const deep = new RawJson('['.repeat(20_000) + ']'.repeat(20_000));
+    const err = cniOutcome(() => readInput(withAnnotations({ 'cni.projectcalico.org/ipv4pools': deep }), undefined));
+    expect(err?.code).toBe(7);
+    expect(err?.message).toMatch(
+      /cni\.projectcalico\.org\/ipv4pools"\]: must be a string holding a JSON list, got a list$/,
+    );
+  });
+
+  it('a long annotation that is not JSON is cut short in the error message', () => {
+    const err = cniOutcome(() =>
+      readInput(withAnnotations({ 'cni.projectcalico.org/ipAddrs': 'x'.repeat(70_000) }), undefined),
+    );
+    expect(err?.code).toBe(7);
+    expect(err!.message.length).toBeLessThan(300);
+  });
+});
