@@ -37,6 +37,9 @@ export interface NodeRecord {
   ipv4VXLANTunnelAddr?: Addr;
   vxlanTunnelMACAddr?: string;
   ipv4IPIPTunnelAddr?: Addr;
+  /** The IPv6 VTEP: tunnel address and MAC (Calico's ipv6VXLANTunnelAddr, vxlanTunnelMACAddrV6). */
+  ipv6VXLANTunnelAddr?: Addr;
+  vxlanTunnelMACAddrV6?: string;
 }
 
 /** Calico's IPAMConfiguration `default` (tabby reads `maxBlocksPerHost`; 0 means Calico's 20). */
@@ -237,9 +240,16 @@ function parseIpamConfig(name: string, spec: Fields): IpamConfigRecord {
 
 function parseNode(name: string, spec: Fields, labels?: Record<string, string>): NodeRecord {
   const bgp = spec.obj('bgp');
-  const mac = spec.str('vxlanTunnelMACAddr');
-  if (mac !== undefined && mac !== '' && !MAC_RE.test(mac))
-    throw spec.err('vxlanTunnelMACAddr', `"${mac}" is not a MAC address`);
+  const macOf = (key: string): string | undefined => {
+    const mac = spec.str(key);
+    if (mac !== undefined && mac !== '' && !MAC_RE.test(mac)) throw spec.err(key, `"${mac}" is not a MAC address`);
+    return mac ? mac.toLowerCase() : undefined;
+  };
+  const addrOf = (f: Fields | undefined, key: string, family: 4 | 6): Addr | undefined => {
+    const a = f?.addr(key);
+    if (a && a.family !== family) throw f!.err(key, `must be an IPv${family} address`);
+    return a;
+  };
   const withPrefix = (f: Fields | undefined, key: string): Cidr | undefined => {
     if (!f) return undefined;
     const s = f.str(key);
@@ -250,14 +260,23 @@ function parseNode(name: string, spec: Fields, labels?: Record<string, string>):
     if (!c) throw f.err(key, `"${s}" is not an address with a prefix`);
     return c;
   };
+  const ipv4Address = withPrefix(bgp, 'ipv4Address');
+  const ipv6Address = withPrefix(bgp, 'ipv6Address');
+  if (ipv4Address && ipv4Address.ip.family !== 4) throw bgp!.err('ipv4Address', 'must be an IPv4 address');
+  if (ipv6Address && ipv6Address.ip.family !== 6) throw bgp!.err('ipv6Address', 'must be an IPv6 address');
+  const v6Tunnel = addrOf(spec, 'ipv6VXLANTunnelAddr', 6);
+  const v6Mac = macOf('vxlanTunnelMACAddrV6');
   return {
     name,
     ...(labels ? { labels } : {}),
-    ipv4Address: withPrefix(bgp, 'ipv4Address'),
-    ipv6Address: withPrefix(bgp, 'ipv6Address'),
+    ipv4Address,
+    ipv6Address,
     ipv4IPIPTunnelAddr: bgp?.addr('ipv4IPIPTunnelAddr'),
     ipv4VXLANTunnelAddr: spec.addr('ipv4VXLANTunnelAddr'),
-    vxlanTunnelMACAddr: mac ? mac.toLowerCase() : undefined,
+    vxlanTunnelMACAddr: macOf('vxlanTunnelMACAddr'),
+    // only when set: records compared whole (tests, caches) keep their v4 shape
+    ...(v6Tunnel ? { ipv6VXLANTunnelAddr: v6Tunnel } : {}),
+    ...(v6Mac ? { vxlanTunnelMACAddrV6: v6Mac } : {}),
   };
 }
 

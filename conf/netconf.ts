@@ -31,6 +31,8 @@ export interface ClusterConf {
   nodeName: string;
   /** How to find this node's address when its Node record has none (Calico's IP_AUTODETECTION_METHOD). */
   ipAutodetectionMethod?: string;
+  /** The same for the node's IPv6 address (Calico's IP6_AUTODETECTION_METHOD), when its record has none. */
+  ipAutodetectionMethodV6?: string;
   natBackend: 'auto' | 'nftables' | 'iptables';
   /** Where tabby keeps per-node runtime state (the parsed cluster cache, what was last applied). */
   stateDir: string;
@@ -49,6 +51,9 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
   const method = optStr(raw, 'ipAutodetectionMethod', '');
   const bad = method ? validAutodetectMethod(method) : undefined;
   if (bad) throw configError('ipAutodetectionMethod', bad);
+  const method6 = optStr(raw, 'ipAutodetectionMethodV6', '');
+  const bad6 = method6 ? validAutodetectMethod(method6) : undefined;
+  if (bad6) throw configError('ipAutodetectionMethodV6', bad6);
   const natBackend = optStr(raw, 'natBackend', '') ?? 'auto';
   if (!NAT_BACKENDS.includes(natBackend))
     throw configError('natBackend', `must be one of ${NAT_BACKENDS.join(', ')}, got "${natBackend}"`);
@@ -59,6 +64,7 @@ function parseClusterConf(raw: Obj): ClusterConf | undefined {
     etcd,
     nodeName,
     ipAutodetectionMethod: method || undefined,
+    ...(method6 ? { ipAutodetectionMethodV6: method6 } : {}),
     natBackend: natBackend as ClusterConf['natBackend'],
     stateDir,
   };

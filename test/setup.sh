@@ -17,6 +17,7 @@ APT_PACKAGES=(
   golang-github-spf13-cobra-dev golang-github-masterminds-semver-dev python3  # test/runtimes: upstream cnitool (../shared/tools/cnitool/build.sh)
   containerd runc podman busybox-static  # test/runtimes: real runtimes running busybox containers
   etcd-server etcd-client openssl  # test/etcd: real etcd 3.4 members (etcdctl enables auth; openssl makes TLS certs)
+  iperf3 ethtool      # bench/offload.mjs: pod-to-pod throughput with the VXLAN device's TX checksum offload on and off
 )
 
 missing=()

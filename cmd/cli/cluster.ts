@@ -2,7 +2,7 @@ import { command, table } from './command';
 import { loadPluginConfig } from './conflist';
 import { parseNetConf } from '../../conf/netconf';
 import { ClusterContext, NodeMode } from '../../lib/cluster/context';
-import { OverlayPlan } from '../../lib/cluster/plan';
+import { OverlayPlan, PlannedRoute, Unreachable } from '../../lib/cluster/plan';
 import { formatCidr } from '../../lib/net/addr';
 import { blocksOf, poolOf } from '../../lib/cluster/identity';
 import { log } from '../../lib/log';
@@ -32,11 +32,13 @@ export function clusterContextFromFlags(args: { config: string }): ClusterContex
 
 function printPlan(p: OverlayPlan): void {
   const out: string[] = [];
-  out.push(`node ${p.node.name}: ${p.node.address} on ${p.node.parent}, pod MTU ${p.mtu}`);
-  if (p.vxlan)
+  out.push(`node ${p.node.name}: ${nodeAddresses(p)}, pod MTU ${p.mtu}`);
+  for (const v of [p.vxlan, p.vxlanV6]) {
+    if (!v) continue;
     out.push(
-      `device ${p.vxlan.device}: VNI ${p.vxlan.vni}, port ${p.vxlan.port}, local ${p.vxlan.local}, parent ${p.vxlan.parent}, MAC ${p.vxlan.mac}, address ${p.vxlan.address ?? '-'}, mtu ${p.vxlan.mtu}`,
+      `device ${v.device}: VNI ${v.vni}, port ${v.port}, local ${v.local}, parent ${v.parent}, MAC ${v.mac}, address ${v.address ?? '-'}, mtu ${v.mtu}`,
     );
+  }
   if (p.ipip) out.push(`device ${p.ipip.device}: address ${p.ipip.address ?? '-'}, mtu ${p.ipip.mtu}`);
   out.push('', 'routes:');
   out.push(
@@ -57,6 +59,14 @@ function printPlan(p: OverlayPlan): void {
       'neighbours:',
       table(p.neighbours.map((n) => [n.ip, `lladdr ${n.mac}`, `# tunnel address of ${n.peer}`])),
     );
+  if (p.fdbV6.length)
+    out.push('', 'fdb (IPv6):', table(p.fdbV6.map((f) => [f.mac, `dst ${f.dst}`, `# IPv6 VTEP of ${f.peer}`])));
+  if (p.neighboursV6.length)
+    out.push(
+      '',
+      'neighbours (IPv6):',
+      table(p.neighboursV6.map((n) => [n.ip, `lladdr ${n.mac}`, `# IPv6 tunnel address of ${n.peer}`])),
+    );
   out.push(
     '',
     `NAT: pools ${p.nat.allPools.join(', ') || '-'}; masquerade from ${p.nat.natPools.join(', ') || '(none)'}; host traffic out of ${p.nat.tunnelDevices.join(', ') || '(no tunnel)'}`,
@@ -65,6 +75,26 @@ function printPlan(p: OverlayPlan): void {
   for (const w of p.warnings) out.push(`warning: ${w}`);
   process.stdout.write(out.join('\n') + '\n');
 }
+
+/** `192.168.10.11/24 on eth0, 2001:db8::11/64 on eth0`: the node's underlay addresses of each family. */
+function nodeAddresses(p: OverlayPlan): string {
+  const v4 = p.node.address ? `${p.node.address} on ${p.node.parent}` : undefined;
+  const v6 = p.node.address6 ? `${p.node.address6} on ${p.node.parent6}` : undefined;
+  return [v4, v6].filter(Boolean).join(', ') || `no address on ${p.node.parent}`;
+}
+
+/** How a peer is reached in one address family: the path of its first route, or why it is not. */
+function familyPath(routes: PlannedRoute[], cannot: Unreachable[], address: string) {
+  return {
+    address,
+    path: routes[0]?.kind ?? 'unreachable',
+    encapsulated: routes.some((x) => x.kind === 'vxlan' || x.kind === 'ipip'),
+    blocks: [...routes.map((x) => x.dst), ...cannot.map((u) => u.block)],
+    reason: routes[0]?.reason ?? cannot[0]?.reason ?? 'no blocks',
+  };
+}
+
+const isV6 = (cidr: string): boolean => cidr.includes(':');
 
 /** What a reconcile would do about each item that is not in sync. */
 const ACTION: Record<DriftItem['state'], string> = {
@@ -173,13 +203,32 @@ export const statusCommand = command({
         const routes = routesOf.get(name) ?? [];
         const cannot = unreachableOf.get(name) ?? [];
         const node = nodeOf.get(name);
+        const address6 = node?.ipv6Address ? formatCidr(node.ipv6Address) : '-';
+        const v6Routes = routes.filter((x) => isV6(x.dst));
+        const v6Cannot = cannot.filter((u) => isV6(u.block));
+        const hasV4 = routes.length + cannot.length > v6Routes.length + v6Cannot.length;
         return {
           name,
-          address: node?.ipv4Address ? formatCidr(node.ipv4Address) : '-',
+          address: node?.ipv4Address ? formatCidr(node.ipv4Address) : hasV4 ? '-' : address6,
           path: routes[0]?.kind ?? 'unreachable',
           encapsulated: routes.some((x) => x.kind === 'vxlan' || x.kind === 'ipip'),
           blocks: [...routes.map((x) => x.dst), ...cannot.map((u) => u.block)],
           reason: routes[0]?.reason ?? cannot[0]?.reason ?? 'no blocks',
+          // each family apart, when the peer has IPv6 blocks: a dual-stack peer has a path of each
+          ...(v6Routes.length + v6Cannot.length
+            ? {
+                ...(hasV4
+                  ? {
+                      ipv4: familyPath(
+                        routes.filter((x) => !isV6(x.dst)),
+                        cannot.filter((u) => !isV6(u.block)),
+                        node?.ipv4Address ? formatCidr(node.ipv4Address) : '-',
+                      ),
+                    }
+                  : {}),
+                ipv6: familyPath(v6Routes, v6Cannot, address6),
+              }
+            : {}),
         };
       });
     const status = {
@@ -187,6 +236,7 @@ export const statusCommand = command({
       node: {
         ...plan.node,
         vxlan: plan.vxlan && { mac: plan.vxlan.mac, address: plan.vxlan.address },
+        vxlanV6: plan.vxlanV6 && { mac: plan.vxlanV6.mac, address: plan.vxlanV6.address },
         ipip: plan.ipip && { address: plan.ipip.address },
         mtu: plan.mtu,
       },
@@ -209,9 +259,12 @@ export const statusCommand = command({
       return 0;
     }
     const out = [
-      `node ${plan.node.name}: ${plan.node.address} on ${plan.node.parent} (datastore: ${status.datastore})`,
+      `node ${plan.node.name}: ${nodeAddresses(plan)} (datastore: ${status.datastore})`,
       `  mode: ${MODE_TEXT[status.mode]}`,
       ...(plan.vxlan ? [`  VXLAN: VTEP ${plan.vxlan.mac}, tunnel address ${plan.vxlan.address ?? '-'}`] : []),
+      ...(plan.vxlanV6
+        ? [`  VXLAN (IPv6): VTEP ${plan.vxlanV6.mac}, tunnel address ${plan.vxlanV6.address ?? '-'}`]
+        : []),
       ...(plan.ipip ? [`  IPIP: tunnel address ${plan.ipip.address ?? '-'}`] : []),
       `  pod MTU ${plan.mtu}`,
       '',
@@ -234,7 +287,12 @@ export const statusCommand = command({
       peers.length
         ? table([
             ['PEER', 'ADDRESS', 'PATH', 'ENCAPSULATED', 'WHY'],
-            ...peers.map((p) => [p.name, p.address, p.path, p.encapsulated ? 'yes' : 'no', p.reason]),
+            // one row per family: a dual-stack peer shows its IPv4 path and its IPv6 one
+            ...peers.flatMap((p) =>
+              (p.ipv6 ? [p.ipv4, p.ipv6] : [p]).flatMap((f) =>
+                f ? [[p.name, f.address, f.path, f.encapsulated ? 'yes' : 'no', f.reason]] : [],
+              ),
+            ),
           ])
         : '  (none)',
       '',

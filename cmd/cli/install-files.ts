@@ -22,6 +22,8 @@ export const CNI_CONF_EXTENSIONS = ['.conf', '.conflist', '.json'];
 
 export interface InstallOptions {
   binDir: string;
+  /** --cni-bin-dir was given: it must exist. The default one is created on a node without one. */
+  binDirGiven: boolean;
   confDir: string;
   /** The conflist to install (a file). */
   conflist: string;
@@ -271,18 +273,23 @@ function requireBinDir(dir: string): void {
 
 /** Installs the executable and the tabby-ipam link. */
 export function installBinaries(o: InstallOptions): string[] {
+  const created = !fs.existsSync(o.binDir) && !!fs.mkdirSync(o.binDir, { recursive: true });
   const src = o.from ?? selfExecutable();
   const dest = path.join(o.binDir, 'tabby');
   if (path.resolve(src) === path.resolve(dest)) return [`unchanged ${dest} (installing from itself)`];
   copyExecutable(src, dest);
   symlinkAtomic('tabby', path.join(o.binDir, 'tabby-ipam'));
-  return [`installed ${dest}`, `linked ${path.join(o.binDir, 'tabby-ipam')} -> tabby`];
+  return [
+    ...(created ? [`created ${o.binDir}`] : []),
+    `installed ${dest}`,
+    `linked ${path.join(o.binDir, 'tabby-ipam')} -> tabby`,
+  ];
 }
 
 export async function install(o: InstallOptions): Promise<string[]> {
   // refuse before touching anything
   prepareConfig(o);
-  if (!o.skipBinaries) requireBinDir(o.binDir);
+  if (!o.skipBinaries && o.binDirGiven) requireBinDir(o.binDir);
   if (o.clusterFile) await checkedClusterFile(o.clusterFile);
   if (o.from !== undefined && !o.skipBinaries && !fs.existsSync(o.from)) throw fileError(o.from, { code: 'ENOENT' });
   // Binaries first: a conflist must never name a plugin that is not there yet.

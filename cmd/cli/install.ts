@@ -40,7 +40,7 @@ const INSTALL_FLAGS = {
   'cni-bin-dir': {
     type: 'string',
     arg: 'DIR',
-    help: `where runtimes look for plugins (default ${DEFAULT_BIN_DIR}); must exist: it already holds the plugins a conflist chains (loopback, portmap), so a missing one is a typo or another runtime's layout`,
+    help: `where runtimes look for plugins (default ${DEFAULT_BIN_DIR}); a directory given here must exist (it already holds the plugins a conflist chains, so a missing one is a typo); the default is created on a node that has none`,
   },
   'cni-conf-dir': {
     type: 'string',
@@ -97,6 +97,7 @@ function optionsOf(v: Values<typeof INSTALL_FLAGS>): { opts: InstallOptions; wat
   return {
     opts: {
       binDir: v['cni-bin-dir'] ?? DEFAULT_BIN_DIR,
+      binDirGiven: v['cni-bin-dir'] !== undefined,
       confDir: v['cni-conf-dir'] ?? DEFAULT_CONF_DIR,
       conflist: v.conflist,
       confName,

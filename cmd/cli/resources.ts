@@ -175,8 +175,13 @@ export const getCommand = command({
             .map(([k, v]) => `${k}=${v}`)
             .join(',') || undefined,
         blocks: r.affinities.filter((a) => a.node === n.name).length,
+        address6: n.ipv6Address ? formatCidr(n.ipv6Address) : undefined,
+        vxlanTunnelAddrV6: n.ipv6VXLANTunnelAddr && formatIP(n.ipv6VXLANTunnelAddr),
+        vtepMacV6: n.vxlanTunnelMACAddrV6,
       }));
-      await print(rows, ['name', 'address', 'vxlanTunnelAddr', 'vtepMac', 'labels', 'blocks'], out);
+      // the IPv6 columns only in a cluster with IPv6 node addresses
+      const v6 = rows.some((x) => x.address6) ? ['address6', 'vxlanTunnelAddrV6', 'vtepMacV6'] : [];
+      await print(rows, ['name', 'address', 'vxlanTunnelAddr', 'vtepMac', ...v6, 'labels', 'blocks'], out);
     } else {
       const raw = ctx.conf;
       const plugin = ipamStoreOf(args.config);

@@ -8,7 +8,7 @@ import { log } from '../log';
 import type { ClusterResources } from '../../conf/calico';
 import type { IpamStore } from '../../ipam/store';
 import type { ClusterContext } from '../cluster/context';
-import { ipipTunnelAddr, poolOf, vxlanTunnelAddr } from '../cluster/identity';
+import { ipipTunnelAddr, poolOf, vxlanTunnelAddr, vxlanV6TunnelAddr } from '../cluster/identity';
 import type { EtcdDatastore } from '../datastore/etcd-datastore';
 import { releaseBlock } from '../datastore/etcd-blocks';
 
@@ -43,7 +43,9 @@ export class BlockReleaser {
     const used = this.inUse(mine.map((a) => a.cidr));
     // The blocks holding this node's tunnel addresses stay: the tunnel device and its peers use them.
     const self = r.nodes.find((n) => n.name === name) ?? { name };
-    const tunnels = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self)].filter((a) => a !== undefined);
+    const tunnels = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self), vxlanV6TunnelAddr(r, self)].filter(
+      (a) => a !== undefined,
+    );
     const kept = new Set(mine.filter((a) => !this.ctx.withheld.has(formatCidr(a.cidr))));
     const released: string[] = [];
     for (const a of mine) {

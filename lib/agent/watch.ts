@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { which } from '../exec';
 import { log } from '../log';
 import { HOST_VETH_PREFIX } from '../dataplane/veth';
-import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
+import { IPIP_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE } from '../dataplane/devices';
 import type { Watcher } from '../datastore/datastore';
 import { notANodeInterface } from '../cluster/identity';
 
@@ -16,10 +16,12 @@ export function kernelEventReason(line: string): string | undefined {
   const [, deleted, dev, rest] = m;
   if (dev.startsWith(HOST_VETH_PREFIX)) return undefined; // pods come and go
   // kube-proxy in IPVS mode adds an address to kube-ipvs0 for every Service: none of those is the node's
-  const ours = dev === VXLAN_DEVICE || dev === IPIP_DEVICE;
+  const ours = dev === VXLAN_DEVICE || dev === VXLAN_V6_DEVICE || dev === IPIP_DEVICE;
   const isAddress = /^inet6? /.test(rest);
   if (ours && !isAddress && deleted) return `${dev} was deleted`;
-  if (!ours && isAddress && rest.startsWith('inet ') && !notANodeInterface(dev)) {
+  // an IPv6 node address is a global one; link-local ones come with every link
+  const nodeAddress = rest.startsWith('inet ') || (rest.startsWith('inet6 ') && / scope global/.test(rest));
+  if (!ours && isAddress && nodeAddress && !notANodeInterface(dev)) {
     return `address ${deleted ? 'removed from' : 'added to'} ${dev}`;
   }
   return undefined;

@@ -20,8 +20,16 @@ import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
 import { readOverlayState } from '../dataplane/kernel';
 import { DriftItem, overlayDrift } from '../dataplane/drift';
 import { natDrift } from '../dataplane/nat-drift';
-import { IPIP_DEVICE, VXLAN_DEVICE } from '../dataplane/devices';
-import { autodetectAddress, blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr } from './identity';
+import { IPIP_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE } from '../dataplane/devices';
+import {
+  autodetectAddress,
+  blocksOf,
+  HostAddress,
+  ipipTunnelAddr,
+  poolOf,
+  vxlanTunnelAddr,
+  vxlanV6TunnelAddr,
+} from './identity';
 import { LocalNode, OverlayPlan, PeerPlans, planOverlay } from './plan';
 import { ensureNodeRecord } from './registration';
 import { RefusedRead, refuseRead, refuseSelfAsPeer } from './guard';
@@ -74,7 +82,7 @@ export class ClusterContext {
   /** Each peer's plan, kept between applies of a long-running process. */
   private readonly peerPlans = new PeerPlans();
   /** What the host was last read to hold (a long-running process re-plans with it). */
-  private host?: { addrs: HostAddress[]; defaultDev?: string | null };
+  private host?: HostReading;
   /** Blocks kept out of the snapshot while they are being released (the agent's BlockReleaser). */
   readonly withheld = new Set<string>();
 
@@ -151,7 +159,9 @@ export class ClusterContext {
       .map((b) => b.cidr)
       .filter((c) => !this.withheld.has(formatCidr(c)));
     const self = r.nodes.find((n) => n.name === this.conf.nodeName) ?? { name: this.conf.nodeName };
-    const reserved = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self)].filter((a): a is Addr => a !== undefined);
+    const reserved = [vxlanTunnelAddr(r, self), ipipTunnelAddr(r, self), vxlanV6TunnelAddr(r, self)].filter(
+      (a): a is Addr => a !== undefined,
+    );
     return { blocks, reserved };
   }
 
@@ -189,11 +199,13 @@ export class ClusterContext {
     if ((fresh && !hostRead) || !this.host) this.host = await this.readHost();
     const host = this.host;
     const addrs = host.addrs;
-    let address: Cidr;
+    const v6 = await this.localNodeV6(r, record, host);
+    let address: Cidr | undefined;
     let parent: string;
     if (record?.ipv4Address) {
-      address = record.ipv4Address;
-      const on = addrs.find((a) => a.cidr.ip.value === address.ip.value);
+      const want = record.ipv4Address;
+      address = want;
+      const on = addrs.find((a) => a.cidr.ip.family === 4 && a.cidr.ip.value === want.ip.value);
       if (!on) {
         throw new CniError(
           Code.InvalidNetworkConfig,
@@ -201,24 +213,60 @@ export class ClusterContext {
         );
       }
       parent = on.ifname;
+    } else if (v6 && pureIPv6(r)) {
+      // A pure IPv6 cluster needs no IPv4 address: one is used if found, for IPv4 blocks added later.
+      const found = await this.autodetect(addrs, await this.defaultDev(host)).catch(() => undefined);
+      address = found?.cidr;
+      parent = found?.ifname ?? v6.parent6;
     } else {
       ({ cidr: address, ifname: parent } = await this.autodetect(addrs, await this.defaultDev(host)));
     }
-    return { name, address, parent, hostMtu: hostMtu(fresh) };
+    return { name, address, parent, ...v6, hostMtu: hostMtu(fresh) };
+  }
+
+  /**
+   * This node's IPv6 underlay address and interface: from its record (spec.bgp.ipv6Address), else
+   * autodetected (ipAutodetectionMethodV6) when the cluster has IPv6 pools. Required in a pure IPv6
+   * cluster; in a dual-stack one, a node without one carries IPv4 only (the plan says why).
+   */
+  private async localNodeV6(
+    r: ClusterResources,
+    record: ClusterResources['nodes'][number] | undefined,
+    host: HostReading,
+  ): Promise<{ address6: Cidr; parent6: string } | undefined> {
+    const name = this.conf.nodeName;
+    const want = record?.ipv6Address;
+    if (want) {
+      const on = host.addrs.find((a) => a.cidr.ip.family === 6 && a.cidr.ip.value === want.ip.value);
+      if (!on) {
+        throw new CniError(
+          Code.InvalidNetworkConfig,
+          `cluster file: Node ${name}: spec.bgp.ipv6Address ${formatCidr(want)} is on no interface of this host`,
+        );
+      }
+      return { address6: want, parent6: on.ifname };
+    }
+    if (!r.pools.some((p) => p.cidr.ip.family === 6)) return undefined;
+    const found = await this.autodetect(host.addrs, await this.defaultDev(host, 6), 6).catch((e) => {
+      if (pureIPv6(r)) throw e;
+      return undefined;
+    });
+    return found && { address6: found.cidr, parent6: found.ifname };
   }
 
   /** What planning reads of the host: its addresses (and, for autodetection, the default route's device). */
-  private async readHost(): Promise<{ addrs: HostAddress[]; defaultDev?: string | null }> {
+  private async readHost(): Promise<HostReading> {
     return { addrs: await hostAddresses() };
   }
 
-  /** The default route's device, read once per host reading. */
-  private async defaultDev(host: { defaultDev?: string | null }): Promise<string | undefined> {
-    if (host.defaultDev === undefined) {
-      const [def] = await ipJson<{ dev?: string }[]>(['route', 'show', 'default']);
-      host.defaultDev = def?.dev ?? null;
+  /** The default route's device (of IPv4, or of IPv6), read once per host reading. */
+  private async defaultDev(host: HostReading, family: 4 | 6 = 4): Promise<string | undefined> {
+    const key = family === 4 ? 'defaultDev' : 'defaultDev6';
+    if (host[key] === undefined) {
+      const [def] = await ipJson<{ dev?: string }[]>([`-${family}`, 'route', 'show', 'default']);
+      host[key] = def?.dev ?? null;
     }
-    return host.defaultDev ?? undefined;
+    return host[key] ?? undefined;
   }
 
   /** This host's address by the autodetection method, whatever its Node record says (registration). */
@@ -227,20 +275,30 @@ export class ClusterContext {
     return this.autodetect(host.addrs, await this.defaultDev(host));
   }
 
-  private async autodetect(addrs: HostAddress[], defaultDev: string | undefined): Promise<HostAddress> {
-    const method = this.conf.ipAutodetectionMethod;
+  /** The same for IPv6 (ipAutodetectionMethodV6); undefined when the host has no such address. */
+  async detectAddress6(): Promise<HostAddress | undefined> {
+    const host = await this.readHost();
+    return this.autodetect(host.addrs, await this.defaultDev(host, 6), 6).catch(() => undefined);
+  }
+
+  private async autodetect(
+    addrs: HostAddress[],
+    defaultDev: string | undefined,
+    family: 4 | 6 = 4,
+  ): Promise<HostAddress> {
+    const method = family === 4 ? this.conf.ipAutodetectionMethod : this.conf.ipAutodetectionMethodV6;
     let reachDev: string | undefined;
     if (method?.startsWith('can-reach=')) {
       const target = method.slice('can-reach='.length);
       const [rt] = await ipJson<{ dev?: string }[]>(['route', 'get', target]).catch(() => []);
       reachDev = rt?.dev;
     }
-    const found = autodetectAddress(method, addrs, defaultDev, () => reachDev);
+    const found = autodetectAddress(method, addrs, defaultDev, () => reachDev, family);
     if (!found) {
       throw new CniError(
         Code.InvalidNetworkConfig,
-        `node ${this.conf.nodeName}: its Node record has no spec.bgp.ipv4Address and autodetection ` +
-          `(${method ?? 'first-found'}) found no IPv4 address`,
+        `node ${this.conf.nodeName}: its Node record has no spec.bgp.ipv${family}Address and autodetection ` +
+          `(${method ?? 'first-found'}) found no IPv${family} address`,
       );
     }
     return found;
@@ -470,6 +528,8 @@ export class ClusterContext {
       c.ipAutodetectionMethod ?? '',
       c.natBackend,
       dev(VXLAN_DEVICE),
+      ...(c.ipAutodetectionMethodV6 ? [c.ipAutodetectionMethodV6] : []),
+      dev(VXLAN_V6_DEVICE),
       dev(IPIP_DEVICE),
       hostMtu(),
       revision,
@@ -487,12 +547,22 @@ interface ShownAddresses {
   addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
 }
 
-/** This host's IPv4 addresses (not host-scoped), with their interfaces. */
+/** What a node reads of its host for planning: its addresses, and the default routes' devices once asked. */
+interface HostReading {
+  addrs: HostAddress[];
+  defaultDev?: string | null;
+  defaultDev6?: string | null;
+}
+
+/** A cluster whose pools are all IPv6: its nodes need no IPv4 address. */
+const pureIPv6 = (r: ClusterResources): boolean => r.pools.length > 0 && r.pools.every((p) => p.cidr.ip.family === 6);
+
+/** This host's IPv4 addresses (not host-scoped) and global IPv6 ones, with their interfaces. */
 async function hostAddresses(): Promise<HostAddress[]> {
   const shown = await ipJson<ShownAddresses[]>(['address', 'show']);
   return shown.flatMap((l) =>
     (l.addr_info ?? [])
-      .filter((a) => a.family === 'inet' && a.scope !== 'host')
+      .filter((a) => (a.family === 'inet' && a.scope !== 'host') || (a.family === 'inet6' && a.scope === 'global'))
       .map((a) => ({ ifname: l.ifname, cidr: parseCidr(`${a.local}/${a.prefixlen}`)! })),
   );
 }

@@ -10,6 +10,9 @@ export function vtepMacFor(nodeName: string): string {
   return [0x66, ...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** The IPv6 VTEP's MAC: the same derivation on the node name with "-v6" appended (Felix's vtepMACForHost). */
+export const vtepMacV6For = (nodeName: string): string => vtepMacFor(`${nodeName}-v6`);
+
 export const poolOf = (r: ClusterResources, block: Cidr): IPPool | undefined =>
   r.pools.find((p) => contains(p.cidr, block.ip));
 
@@ -89,26 +92,40 @@ export function blocksOf(r: ClusterResources, node: string): BlockAffinity[] {
 
 /**
  * The tunnel address tabby derives when the Node record gives none: the first address after the network
- * address of the node's first block (lowest) in a pool of that encapsulation. IPAM treats it as the block's
- * gateway, so it is never handed to a pod.
+ * address of the node's first block (lowest) of that family in a pool of that encapsulation. IPAM treats
+ * it as the block's gateway, so it is never handed to a pod. IPv6 has only VXLAN (vxlan-v6.tabby).
  */
-export function derivedTunnelAddr(r: ClusterResources, node: string, encap: 'vxlan' | 'ipip'): Addr | undefined {
-  return derivedTunnelAddrIn(clusterIndex(r), node, encap);
+export function derivedTunnelAddr(
+  r: ClusterResources,
+  node: string,
+  encap: 'vxlan' | 'ipip',
+  family: 4 | 6 = 4,
+): Addr | undefined {
+  return derivedTunnelAddrIn(clusterIndex(r), node, encap, family);
 }
 
 /** derivedTunnelAddr over an index already at hand. */
-export function derivedTunnelAddrIn(ix: ClusterIndex, node: string, encap: 'vxlan' | 'ipip'): Addr | undefined {
+export function derivedTunnelAddrIn(
+  ix: ClusterIndex,
+  node: string,
+  encap: 'vxlan' | 'ipip',
+  family: 4 | 6 = 4,
+): Addr | undefined {
   const first = (ix.blocks.get(node) ?? []).find((b) => {
     const p = ix.poolOfBlock(b);
     // Calico takes tunnel addresses only from pools that allow the Tunnel use
     const mode = p && (encap === 'vxlan' ? p.vxlanMode : p.ipipMode);
-    return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === 4 && mode !== 'Never';
+    return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === family && mode !== 'Never';
   });
   return first ? offset(networkOf(first.cidr), 1n) : undefined;
 }
 
 export function vxlanTunnelAddr(r: ClusterResources, n: NodeRecord): Addr | undefined {
   return n.ipv4VXLANTunnelAddr ?? derivedTunnelAddr(r, n.name, 'vxlan');
+}
+
+export function vxlanV6TunnelAddr(r: ClusterResources, n: NodeRecord): Addr | undefined {
+  return n.ipv6VXLANTunnelAddr ?? derivedTunnelAddr(r, n.name, 'vxlan', 6);
 }
 
 export function ipipTunnelAddr(r: ClusterResources, n: NodeRecord): Addr | undefined {
@@ -126,6 +143,18 @@ export function vtepMac(n: NodeRecord): string {
   return mac;
 }
 
+const macsV6 = new WeakMap<NodeRecord, string>();
+
+/** The IPv6 VTEP's MAC: from the record (vxlanTunnelMACAddrV6), or derived. */
+export function vtepMacV6(n: NodeRecord): string {
+  if (n.vxlanTunnelMACAddrV6 !== undefined) return n.vxlanTunnelMACAddrV6;
+  let mac = macsV6.get(n);
+  if (mac === undefined) macsV6.set(n, (mac = vtepMacV6For(n.name)));
+  return mac;
+}
+
+const LINK_LOCAL_V6 = parseCidr('fe80::/10')!;
+
 /** An address on one of this host's interfaces, as `ip -j addr` shows it. */
 export interface HostAddress {
   ifname: string;
@@ -137,44 +166,48 @@ export interface HostAddress {
  * tunnels, loopback) and tabby's own VXLAN device, whose tunnel address is not the node's address.
  */
 const NOT_FIRST_FOUND =
-  /^(docker|cbr|dummy|virbr|lxcbr|veth|lo|cali|tunl|flannel|kube-ipvs|cni|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali|nodelocaldns|vxlan\.tabby)/;
+  /^(docker|cbr|dummy|virbr|lxcbr|veth|lo|cali|tunl|flannel|kube-ipvs|cni|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali|nodelocaldns|vxlan\.tabby|vxlan-v6\.tabby)/;
 
 /** Interfaces whose addresses are never a node's own (bridges, veths, tunnels, kube-ipvs0, ...). */
 export const notANodeInterface = (ifname: string): boolean => NOT_FIRST_FOUND.test(ifname);
 
 /**
- * How the local node's address is found when its Node record has none (Calico's IP_AUTODETECTION_METHOD):
- * `first-found`/absent: the interface of the default route (without one: the first interface that is not a
- * bridge, veth, tunnel or loopback); `interface=REGEX`; `can-reach=IP`
- * (the interface the route to IP leaves by); `cidrs=CIDR,...`.
+ * How the local node's address is found when its Node record has none (Calico's IP_AUTODETECTION_METHOD,
+ * and IP6_AUTODETECTION_METHOD with `family` 6): `first-found`/absent: the interface of the default route
+ * of that family (without one: the first interface that is not a bridge, veth, tunnel or loopback);
+ * `interface=REGEX`; `can-reach=IP` (the interface the route to IP leaves by); `cidrs=CIDR,...`.
+ * Link-local IPv6 addresses are never a node's address.
  */
 export function autodetectAddress(
   method: string | undefined,
   addrs: HostAddress[],
   defaultRouteDev: string | undefined,
   routeTo: (ip: string) => string | undefined,
+  family: 4 | 6 = 4,
 ): HostAddress | undefined {
-  const v4 = addrs.filter((a) => a.cidr.ip.family === 4);
+  const mine = addrs.filter(
+    (a) => a.cidr.ip.family === family && !(family === 6 && contains(LINK_LOCAL_V6, a.cidr.ip)),
+  );
   const m = method ?? 'first-found';
   if (m === 'first-found' || m === 'default-route') {
     return (
-      v4.find((a) => a.ifname === defaultRouteDev) ??
-      (m === 'first-found' ? v4.find((a) => !NOT_FIRST_FOUND.test(a.ifname)) : undefined)
+      mine.find((a) => a.ifname === defaultRouteDev) ??
+      (m === 'first-found' ? mine.find((a) => !NOT_FIRST_FOUND.test(a.ifname)) : undefined)
     );
   }
   const [kind, arg = ''] = [m.slice(0, m.indexOf('=')), m.slice(m.indexOf('=') + 1)];
   switch (kind) {
     case 'interface': {
       const re = new RegExp(arg); // matched anywhere in the name, as Calico (Go regexp.MatchString) does
-      return v4.find((a) => re.test(a.ifname));
+      return mine.find((a) => re.test(a.ifname));
     }
     case 'can-reach': {
       const dev = routeTo(arg);
-      return v4.find((a) => a.ifname === dev);
+      return mine.find((a) => a.ifname === dev);
     }
     case 'cidrs': {
       const cidrs = arg.split(',').map((s) => parseCidr(s.trim()));
-      return v4.find((a) => cidrs.some((c) => c && contains(c, a.cidr.ip)));
+      return mine.find((a) => cidrs.some((c) => c && contains(c, a.cidr.ip)));
     }
   }
   return undefined;

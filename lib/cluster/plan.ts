@@ -1,8 +1,26 @@
 import { Addr, Cidr, contains, formatCidr, formatIP } from '../net/addr';
 import { BlockAffinity, ClusterResources, IPPool, NodeRecord } from '../../conf/calico';
-import { IPIP_DEVICE, IPIP_OVERHEAD, VXLAN_DEVICE, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI } from '../dataplane/devices';
-import type { DesiredOverlay, DesiredRoute } from '../dataplane/desired';
-import { ClusterIndex, clusterIndex, derivedTunnelAddrIn, ipipTunnelAddr, vtepMac, vxlanTunnelAddr } from './identity';
+import {
+  IPIP_DEVICE,
+  IPIP_OVERHEAD,
+  VXLAN_DEVICE,
+  VXLAN_OVERHEAD,
+  VXLAN_PORT,
+  VXLAN_V6_DEVICE,
+  VXLAN_V6_OVERHEAD,
+  VXLAN_VNI,
+} from '../dataplane/devices';
+import type { DesiredOverlay, DesiredRoute, DesiredVxlan } from '../dataplane/desired';
+import {
+  ClusterIndex,
+  clusterIndex,
+  derivedTunnelAddrIn,
+  ipipTunnelAddr,
+  vtepMac,
+  vtepMacV6,
+  vxlanTunnelAddr,
+  vxlanV6TunnelAddr,
+} from './identity';
 
 /**
  * Route planning, pure: from the cluster's resources and what this node is, what the kernel should hold.
@@ -11,10 +29,13 @@ import { ClusterIndex, clusterIndex, derivedTunnelAddrIn, ipipTunnelAddr, vtepMa
 
 export interface LocalNode {
   name: string;
-  /** The node's underlay address and subnet. */
-  address: Cidr;
-  /** The interface that carries it: the VXLAN parent and the direct-route device. */
+  /** The node's IPv4 underlay address and subnet (none on a node of a pure IPv6 cluster). */
+  address?: Cidr;
+  /** The interface that carries it: the VXLAN parent and the direct-route device (else the IPv6 one's). */
   parent: string;
+  /** The node's IPv6 underlay address and subnet, and its interface (vxlan-v6.tabby's parent). */
+  address6?: Cidr;
+  parent6?: string;
   hostMtu: number;
 }
 
@@ -30,13 +51,19 @@ export interface Unreachable {
   reason: string;
 }
 
+type Vtep = { mac: string; dst: string; peer: string };
+type TunnelNeighbour = { ip: string; mac: string; peer: string };
+
 export interface OverlayPlan extends DesiredOverlay {
-  node: { name: string; address: string; parent: string };
+  /** This node; `address6`/`parent6` only when it has an IPv6 underlay address, `address` only with an IPv4 one. */
+  node: { name: string; address?: string; parent: string; address6?: string; parent6?: string };
   /** Pod (and veth) MTU: host MTU less the largest overhead among encapsulations in use. */
   mtu: number;
   routes: PlannedRoute[];
-  fdb: { mac: string; dst: string; peer: string }[];
-  neighbours: { ip: string; mac: string; peer: string }[];
+  fdb: Vtep[];
+  neighbours: TunnelNeighbour[];
+  fdbV6: Vtep[];
+  neighboursV6: TunnelNeighbour[];
   unreachable: Unreachable[];
   warnings: string[];
 }
@@ -45,39 +72,60 @@ const encapOf = (p: IPPool): 'vxlan' | 'ipip' | undefined =>
   p.vxlanMode !== 'Never' ? 'vxlan' : p.ipipMode !== 'Never' ? 'ipip' : undefined;
 const modeOf = (p: IPPool): string => (p.vxlanMode !== 'Never' ? p.vxlanMode : p.ipipMode);
 
+export interface EncapsInUse {
+  vxlan: boolean;
+  ipip: boolean;
+  /** VXLAN of IPv6 pools (vxlan-v6.tabby). */
+  vxlanV6?: boolean;
+}
+
 /**
- * The encapsulations a node must carry: those of enabled IPv4 pools, and of disabled ones that still
- * have blocks (their pods are drained, not gone). The pod MTU and the tunnel MTU both come from this.
+ * The encapsulations a node must carry: those of enabled pools, and of disabled ones that still have
+ * blocks (their pods are drained, not gone); IPv4 and IPv6 VXLAN apart. The pod MTU and the tunnel MTU
+ * both come from this.
  */
-export function encapsulationsInUse(r: ClusterResources): { vxlan: boolean; ipip: boolean } {
-  const live = r.pools.filter(
-    (p) => p.cidr.ip.family === 4 && (!p.disabled || r.affinities.some((a) => contains(p.cidr, a.cidr.ip))),
-  );
-  return { vxlan: live.some((p) => p.vxlanMode !== 'Never'), ipip: live.some((p) => p.ipipMode !== 'Never') };
+export function encapsulationsInUse(r: ClusterResources): EncapsInUse {
+  const live = r.pools.filter((p) => !p.disabled || r.affinities.some((a) => contains(p.cidr, a.cidr.ip)));
+  const live4 = live.filter((p) => p.cidr.ip.family === 4);
+  return {
+    vxlan: live4.some((p) => p.vxlanMode !== 'Never'),
+    ipip: live4.some((p) => p.ipipMode !== 'Never'),
+    vxlanV6: live.some((p) => p.cidr.ip.family === 6 && p.vxlanMode !== 'Never'),
+  };
 }
 
 /** Host MTU less the largest overhead among the encapsulations in use (calico-behaviour.md §5). */
-export function podMtu(hostMtu: number, inUse: { vxlan: boolean; ipip: boolean }): number {
-  return hostMtu - Math.max(inUse.vxlan ? VXLAN_OVERHEAD : 0, inUse.ipip ? IPIP_OVERHEAD : 0);
+export function podMtu(hostMtu: number, inUse: EncapsInUse): number {
+  return (
+    hostMtu -
+    Math.max(inUse.vxlan ? VXLAN_OVERHEAD : 0, inUse.ipip ? IPIP_OVERHEAD : 0, inUse.vxlanV6 ? VXLAN_V6_OVERHEAD : 0)
+  );
 }
 
 /** What planning one node accumulates while it walks its peers. */
 interface PlanState {
   ix: ClusterIndex;
   local: LocalNode;
-  /** The local address as text, formatted once (it is in the reason of most routes). */
+  /** The local addresses as text, formatted once (they are in the reason of most routes); '' when none. */
   localCidr: string;
+  localCidr6: string;
   routes: PlannedRoute[];
   unreachable: Unreachable[];
   /** Peers reached through the VXLAN device, in the order of their first route. */
-  vteps: Map<string, { ip: string; tunnel: string; mac: string }>;
+  vteps: Map<string, VtepOf>;
+  /** The same through vxlan-v6.tabby. */
+  vteps6: Map<string, VtepOf>;
 }
 
-/** A peer being planned; its address and VXLAN tunnel address are formatted once, when first needed. */
+type VtepOf = { ip: string; tunnel: string; mac: string };
+
+/** A peer being planned; its addresses and VXLAN tunnel addresses are formatted once, when first needed. */
 interface Peer {
   record: NodeRecord;
   ip?: string;
   tunnel?: { addr: string | undefined };
+  ip6?: string;
+  tunnel6?: { addr: string | undefined };
 }
 
 /**
@@ -91,7 +139,7 @@ export class PeerPlans {
 
   /** The plan of one peer, from the cache when its inputs are the same objects as last time. */
   get(s: PlanState, name: string, compute: () => PeerPlan): PeerPlan {
-    const key = `${s.local.name}|${s.localCidr}|${s.local.parent}`;
+    const key = `${s.local.name}|${s.localCidr}|${s.local.parent}|${s.localCidr6}|${s.local.parent6 ?? ''}`;
     if (key !== this.localKey) {
       this.byPeer.clear();
       this.localKey = key;
@@ -115,13 +163,24 @@ export class PeerPlans {
 interface PeerPlan {
   routes: PlannedRoute[];
   unreachable: Unreachable[];
-  vtep?: { ip: string; tunnel: string; mac: string };
+  vtep?: VtepOf;
+  vtep6?: VtepOf;
 }
 
 export function planOverlay(r: ClusterResources, local: LocalNode, cache?: PeerPlans): OverlayPlan {
   const ix = clusterIndex(r);
-  const localCidr = cidrText(local.address);
-  const s: PlanState = { ix, local, localCidr, routes: [], unreachable: [], vteps: new Map() };
+  const localCidr = local.address ? cidrText(local.address) : '';
+  const localCidr6 = local.address6 ? cidrText(local.address6) : '';
+  const s: PlanState = {
+    ix,
+    local,
+    localCidr,
+    localCidr6,
+    routes: [],
+    unreachable: [],
+    vteps: new Map(),
+    vteps6: new Map(),
+  };
   for (const b of ix.blocks.get(local.name) ?? []) {
     const reason = `block of this node (${local.name}): addresses not given to a pod are dropped here`;
     s.routes.push({ dst: cidrText(b.cidr), kind: 'blackhole', pool: ix.poolOfBlock(b)?.name, reason });
@@ -129,27 +188,42 @@ export function planOverlay(r: ClusterResources, local: LocalNode, cache?: PeerP
   for (const name of ix.blockHolders) {
     if (name === local.name) continue;
     const computed = (): PeerPlan => {
-      const one: PlanState = { ...s, routes: [], unreachable: [], vteps: new Map() };
+      const one: PlanState = { ...s, routes: [], unreachable: [], vteps: new Map(), vteps6: new Map() };
       const peer: Peer = { record: ix.nodes.get(name) ?? { name } };
       for (const b of ix.blocks.get(name)!) planBlock(one, peer, b);
-      return { routes: one.routes, unreachable: one.unreachable, vtep: one.vteps.get(name) };
+      return {
+        routes: one.routes,
+        unreachable: one.unreachable,
+        vtep: one.vteps.get(name),
+        vtep6: one.vteps6.get(name),
+      };
     };
     const plan = cache ? cache.get(s, name, computed) : computed();
     for (const x of plan.routes) s.routes.push(x);
     for (const x of plan.unreachable) s.unreachable.push(x);
     if (plan.vtep) s.vteps.set(name, plan.vtep);
+    if (plan.vtep6) s.vteps6.set(name, plan.vtep6);
   }
   cache?.keepOnly(new Set(ix.blockHolders));
   const dev = tunnelDevices(r, local, ix.nodes.get(local.name) ?? { name: local.name });
   const vteps = [...s.vteps];
+  const vteps6 = [...s.vteps6];
   return {
-    node: { name: local.name, address: s.localCidr, parent: local.parent },
+    node: {
+      name: local.name,
+      ...(local.address ? { address: s.localCidr } : {}),
+      parent: local.parent,
+      ...(local.address6 ? { address6: s.localCidr6, parent6: local.parent6 } : {}),
+    },
     mtu: dev.mtu,
     vxlan: dev.vxlan,
+    ...(dev.vxlanV6 ? { vxlanV6: dev.vxlanV6 } : {}),
     ipip: dev.ipip,
     routes: s.routes,
     fdb: vteps.map(([name, v]) => ({ mac: v.mac, dst: v.ip, peer: name })),
     neighbours: vteps.map(([name, v]) => ({ ip: v.tunnel, mac: v.mac, peer: name })),
+    fdbV6: vteps6.map(([name, v]) => ({ mac: v.mac, dst: v.ip, peer: name })),
+    neighboursV6: vteps6.map(([name, v]) => ({ ip: v.tunnel, mac: v.mac, peer: name })),
     nat: {
       allPools: r.pools.map((p) => formatCidr(p.cidr)),
       natPools: r.pools.filter((p) => p.natOutgoing).map((p) => formatCidr(p.cidr)),
@@ -173,7 +247,11 @@ function ipText(a: Addr): string {
 const cidrText = (c: Cidr): string => (c.ip.family === 4 ? `${ipText(c.ip)}/${c.prefix}` : formatCidr(c));
 const optIP = (a: Addr | undefined): string | undefined => a && ipText(a);
 
-/** The route to one block of a peer, or why there is none. */
+/**
+ * The route to one block of a peer, or why there is none. Each family has its own underlay: an IPv4 block
+ * goes to the peer's IPv4 address (or through vxlan.tabby), an IPv6 block to its IPv6 address (or through
+ * vxlan-v6.tabby), and CrossSubnet compares the node addresses of the block's family (Calico #9403).
+ */
 function planBlock(s: PlanState, peer: Peer, b: BlockAffinity): void {
   const pool = s.ix.poolOfBlock(b);
   if (!pool) return;
@@ -181,16 +259,20 @@ function planBlock(s: PlanState, peer: Peer, b: BlockAffinity): void {
   const name = peer.record.name;
   const dst = cidrText(b.cidr);
   const cannot = (reason: string): void => void s.unreachable.push({ peer: name, block: dst, reason });
-  if (b.cidr.ip.family !== 4) {
-    return cannot('IPv6 blocks are routed only by an underlay that knows pod addresses (tabby tunnels IPv4)');
+  const v6 = b.cidr.ip.family === 6;
+  const fam = v6 ? 'IPv6' : 'IPv4';
+  const field = v6 ? 'ipv6Address' : 'ipv4Address';
+  const localAddress = v6 ? local.address6 : local.address;
+  if (!localAddress) {
+    return cannot(`this node (${local.name}) has no ${fam} address (no spec.bgp.${field}, none autodetected)`);
   }
-  const address = peer.record.ipv4Address;
-  if (!address)
-    return cannot(`node ${name} has no IPv4 address in the datastore (no Node, or no spec.bgp.ipv4Address)`);
-  const peerIP = (peer.ip ??= ipText(address.ip));
-  const same = contains(local.address, address.ip);
+  const localCidr = v6 ? s.localCidr6 : s.localCidr;
+  const address = v6 ? peer.record.ipv6Address : peer.record.ipv4Address;
+  if (!address) return cannot(`node ${name} has no ${fam} address in the datastore (no Node, or no spec.bgp.${field})`);
+  const peerIP = v6 ? (peer.ip6 ??= ipText(address.ip)) : (peer.ip ??= ipText(address.ip));
+  const same = contains(localAddress, address.ip);
   const subnet = same ? "this node's subnet" : 'another subnet than';
-  const where = `${name} (${peerIP}) is in ${subnet} ${s.localCidr}`;
+  const where = `${name} (${peerIP}) is in ${subnet} ${localCidr}`;
   const encap = encapOf(pool);
   const mode = modeOf(pool);
   if (!encap || (mode === 'CrossSubnet' && same)) {
@@ -202,7 +284,8 @@ function planBlock(s: PlanState, peer: Peer, b: BlockAffinity): void {
     }
     const how = encap ? `${encap} ${mode}` : 'not encapsulated';
     const reason = `${where}, and pool ${pool.name} is ${how}: routed directly`;
-    s.routes.push({ dst, kind: 'direct', via: peerIP, dev: local.parent, peer: name, pool: pool.name, reason });
+    const dev = v6 ? local.parent6 : local.parent;
+    s.routes.push({ dst, kind: 'direct', via: peerIP, dev, peer: name, pool: pool.name, reason });
     return;
   }
   const reason =
@@ -210,7 +293,20 @@ function planBlock(s: PlanState, peer: Peer, b: BlockAffinity): void {
       ? `pool ${pool.name} is ${encap} Always`
       : `${where}, so it goes through the tunnel (pool ${pool.name} is ${encap} CrossSubnet)`;
   if (encap === 'ipip') {
+    if (v6) return cannot(`pool ${pool.name} is IPIP, which carries no IPv6`); // refused when parsed
     s.routes.push({ dst, kind: 'ipip', via: peerIP, dev: IPIP_DEVICE, peer: name, pool: pool.name, reason });
+    return;
+  }
+  if (v6) {
+    peer.tunnel6 ??= { addr: optIP(peer.record.ipv6VXLANTunnelAddr ?? derivedTunnelAddrIn(s.ix, name, 'vxlan', 6)) };
+    const tunnel = peer.tunnel6.addr;
+    if (!tunnel) {
+      return cannot(
+        `node ${name} has no IPv6 VXLAN tunnel address (no block in an IPv6 VXLAN pool, no ipv6VXLANTunnelAddr)`,
+      );
+    }
+    s.routes.push({ dst, kind: 'vxlan', via: tunnel, dev: VXLAN_V6_DEVICE, peer: name, pool: pool.name, reason });
+    if (!s.vteps6.has(name)) s.vteps6.set(name, { ip: peerIP, tunnel, mac: vtepMacV6(peer.record) });
     return;
   }
   peer.tunnel ??= { addr: optIP(peer.record.ipv4VXLANTunnelAddr ?? derivedTunnelAddrIn(s.ix, name, 'vxlan')) };
@@ -224,39 +320,49 @@ function planBlock(s: PlanState, peer: Peer, b: BlockAffinity): void {
 
 /**
  * The tunnel devices this node carries and the MTU: a device exists while an enabled pool uses it, or a
- * disabled pool's blocks still do.
+ * disabled pool's blocks still do, and this node has an underlay address of the device's family. Every
+ * tunnel gets the pod MTU (the host MTU less the largest overhead in use: 70 when IPv6 VXLAN is in use).
  */
 function tunnelDevices(r: ClusterResources, local: LocalNode, self: NodeRecord) {
   const inUse = encapsulationsInUse(r);
   const mtu = podMtu(local.hostMtu, inUse);
   const warnings: string[] = [];
   const names: string[] = [];
-  let vxlan: OverlayPlan['vxlan'];
+  let vxlan: DesiredVxlan | undefined;
+  let vxlanV6: DesiredVxlan | undefined;
   let ipip: OverlayPlan['ipip'];
-  if (inUse.vxlan) {
+  const vxlanOn = (device: string, parent: string, localIP: string, mac: string, addr: Addr | undefined) => {
+    names.push(device);
+    return { device, vni: VXLAN_VNI, port: VXLAN_PORT, parent, local: localIP, mac, address: optIP(addr), mtu };
+  };
+  if (inUse.vxlan && !local.address) {
+    warnings.push(`${local.name} has no IPv4 address: ${VXLAN_DEVICE} is not created`);
+  } else if (inUse.vxlan && local.address) {
     const addr = vxlanTunnelAddr(r, self);
     if (!addr) {
       warnings.push(
         `${local.name} has no block in a VXLAN pool and no ipv4VXLANTunnelAddr: ` + `${VXLAN_DEVICE} gets no address`,
       );
     }
-    const local4 = ipText(local.address.ip);
-    vxlan = {
-      device: VXLAN_DEVICE,
-      vni: VXLAN_VNI,
-      port: VXLAN_PORT,
-      parent: local.parent,
-      local: local4,
-      mac: vtepMac(self),
-      address: optIP(addr),
-      mtu,
-    };
-    names.push(VXLAN_DEVICE);
+    vxlan = vxlanOn(VXLAN_DEVICE, local.parent, ipText(local.address.ip), vtepMac(self), addr);
+  }
+  if (inUse.vxlanV6 && !(local.address6 && local.parent6)) {
+    warnings.push(
+      `${local.name} has no IPv6 address (no spec.bgp.ipv6Address, none autodetected): ${VXLAN_V6_DEVICE} is not created`,
+    );
+  } else if (inUse.vxlanV6 && local.address6 && local.parent6) {
+    const addr = vxlanV6TunnelAddr(r, self);
+    if (!addr) {
+      warnings.push(
+        `${local.name} has no block in an IPv6 VXLAN pool and no ipv6VXLANTunnelAddr: ${VXLAN_V6_DEVICE} gets no address`,
+      );
+    }
+    vxlanV6 = vxlanOn(VXLAN_V6_DEVICE, local.parent6, ipText(local.address6.ip), vtepMacV6(self), addr);
   }
   if (inUse.ipip) {
     const addr = ipipTunnelAddr(r, self);
     ipip = { device: IPIP_DEVICE, address: optIP(addr), mtu };
     names.push(IPIP_DEVICE);
   }
-  return { mtu, vxlan, ipip, names, warnings };
+  return { mtu, vxlan, vxlanV6, ipip, names, warnings };
 }

@@ -45,6 +45,14 @@ function familyPlan(plan: ClaimPlan, family: Family, node: string): ClaimPlan {
   };
 }
 
+/** A family the node's default pools have and its blocks have not. */
+function lackingFamily(node: NodeSnapshot): Family | undefined {
+  const fam = (cidr: string): Family => (cidr.includes(':') ? 6 : 4);
+  return ([4, 6] as const).find(
+    (f) => node.claim!.pools.some((p) => fam(p.cidr) === f) && !node.blocks.some((b) => fam(b) === f),
+  );
+}
+
 /** Claims a block of the pools a pod named, in the order it named them. */
 function poolClaim(node: string, pools: PodPool[]): PodClaim {
   return (etcd, now) =>
@@ -159,6 +167,12 @@ export async function allocateForPod(
     }
     if (choice.blocks.length === 0 && canClaim && pod.addresses.length === 0) {
       await claim(); // no block of the default pools yet: the node's claim plan
+      continue;
+    }
+    // a dual-stack node with no block of one family yet (no agent claimed it): a pod gets one of each
+    const lacking = canClaim && !asksForAnything(pod) ? lackingFamily(node) : undefined;
+    if (lacking) {
+      await claim((etcd, now) => claimBlock(etcd, name, familyPlan(now.claim!, lacking, name)));
       continue;
     }
     const ipam = ipamClient(req, IN_PROCESS_IPAM, {

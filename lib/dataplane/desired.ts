@@ -32,11 +32,17 @@ export interface DesiredIpip {
 
 export interface DesiredOverlay {
   vxlan?: DesiredVxlan;
+  /** The IPv6 VXLAN device (vxlan-v6.tabby): IPv6 blocks over the IPv6 underlay. */
+  vxlanV6?: DesiredVxlan;
   ipip?: DesiredIpip;
+  /** Routes of both families. */
   routes: DesiredRoute[];
   /** Permanent FDB entries on the VXLAN device: a remote VTEP's MAC at its node address. */
   fdb: { mac: string; dst: string }[];
   /** Permanent neighbours on the VXLAN device: a remote tunnel address at its VTEP MAC. */
   neighbours: { ip: string; mac: string }[];
+  /** The same on vxlan-v6.tabby: IPv6 node addresses and IPv6 tunnel addresses. */
+  fdbV6?: { mac: string; dst: string }[];
+  neighboursV6?: { ip: string; mac: string }[];
   nat: NatPlan;
 }

@@ -1,10 +1,10 @@
 // What the kernel holds against what it should hold, item by item, for people: `tabby status` lists each
 // device, address, route, FDB entry and neighbour as in sync, missing, different or foreign, and
 // `tabby plan --diff` lists those a reconcile would change. Pure: the reads are the caller's.
-import type { DesiredOverlay, DesiredRoute } from './desired';
-import type { OverlayState, Route } from './kernel';
+import type { DesiredOverlay, DesiredRoute, DesiredVxlan } from './desired';
+import type { OverlayState, Route, VxlanLink } from './kernel';
 import { vxlanMismatch } from './overlay-diff';
-import { IPIP_DEVICE, VXLAN_DEVICE } from './devices';
+import { IPIP_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE } from './devices';
 
 /**
  * `foreign`: in the kernel, of tabby's kind, and not in the plan (a reconcile removes it); or another
@@ -30,28 +30,31 @@ function deviceDrift(have: OverlayState, want: DesiredOverlay): DriftItem[] {
   const device = (what: string, state: DriftState, detail?: string) =>
     out.push({ kind: 'device', what, state, detail });
   const address = (dev: string, haveAddrs: string[], wanted: string | undefined) => {
-    const w = wanted ? `${wanted}/32` : undefined;
+    const w = wanted ? `${wanted}/${wanted.includes(':') ? 128 : 32}` : undefined;
     if (w) out.push({ kind: 'address', what: `${w} on ${dev}`, state: haveAddrs.includes(w) ? 'in sync' : 'missing' });
     for (const a of haveAddrs.filter((a) => a !== w))
       out.push({ kind: 'address', what: `${a} on ${dev}`, state: 'foreign' });
   };
-  const vx = want.vxlan;
-  if (vx) {
-    const cur = have.vxlan;
+  // the IPv4 VXLAN device and the IPv6 one alike
+  const vxlanDrift = (name: string, cur: VxlanLink | undefined, vx: DesiredVxlan | undefined, unused: string) => {
+    if (!vx) {
+      if (cur) device(name, 'foreign', unused);
+      return;
+    }
     const mismatch = cur && vxlanMismatch(cur, vx);
-    if (!cur) device(VXLAN_DEVICE, 'missing');
-    else if (mismatch) device(VXLAN_DEVICE, 'different', mismatch);
+    if (!cur) device(name, 'missing');
+    else if (mismatch) device(name, 'different', mismatch);
     else if (cur.mtu !== vx.mtu || !cur.up)
       device(
-        VXLAN_DEVICE,
+        name,
         'different',
         [cur.mtu !== vx.mtu && `mtu ${cur.mtu} ≠ ${vx.mtu}`, !cur.up && 'down'].filter(Boolean).join(', '),
       );
-    else device(VXLAN_DEVICE, 'in sync');
-    address(VXLAN_DEVICE, cur && !mismatch ? cur.addresses : [], vx.address);
-  } else if (have.vxlan) {
-    device(VXLAN_DEVICE, 'foreign', 'no pool uses VXLAN');
-  }
+    else device(name, 'in sync');
+    address(name, cur && !mismatch ? cur.addresses : [], vx.address);
+  };
+  vxlanDrift(VXLAN_DEVICE, have.vxlan, want.vxlan, 'no pool uses VXLAN');
+  vxlanDrift(VXLAN_V6_DEVICE, have.vxlanV6, want.vxlanV6, 'no IPv6 pool uses VXLAN');
   const ipip = want.ipip;
   if (ipip) {
     const cur = have.tunl;
@@ -111,24 +114,38 @@ function routeDrift(have: OverlayState, want: DesiredRoute[]): DriftItem[] {
 
 function entryDrift(have: OverlayState, want: DesiredOverlay): DriftItem[] {
   const out: DriftItem[] = [];
-  // entries on a device that is missing or recreated are all missing
-  const usable = have.vxlan && want.vxlan && !vxlanMismatch(have.vxlan, want.vxlan);
-  const compare = (kind: 'fdb' | 'neighbour', haveKeys: string[], wantKeys: string[]) => {
-    const held = new Set(usable ? haveKeys : []);
-    const wanted = new Set(wantKeys);
-    for (const k of wantKeys) out.push({ kind, what: k, state: held.has(k) ? 'in sync' : 'missing' });
-    for (const k of haveKeys)
-      if (!wanted.has(k)) out.push({ kind, what: k, state: 'foreign', detail: 'not in the plan' });
+  // one VXLAN device's entries; those on a device that is missing or recreated are all missing
+  const device = (
+    cur: VxlanLink | undefined,
+    vx: DesiredVxlan | undefined,
+    held: { fdb?: OverlayState['fdb']; neighbours?: OverlayState['neighbours'] },
+    wanted: { fdb?: DesiredOverlay['fdb']; neighbours?: DesiredOverlay['neighbours'] },
+  ) => {
+    const usable = cur && vx && !vxlanMismatch(cur, vx);
+    const compare = (kind: 'fdb' | 'neighbour', haveKeys: string[], wantKeys: string[]) => {
+      const heldKeys = new Set(usable ? haveKeys : []);
+      const wantSet = new Set(wantKeys);
+      for (const k of wantKeys) out.push({ kind, what: k, state: heldKeys.has(k) ? 'in sync' : 'missing' });
+      for (const k of haveKeys)
+        if (!wantSet.has(k)) out.push({ kind, what: k, state: 'foreign', detail: 'not in the plan' });
+    };
+    compare(
+      'fdb',
+      (held.fdb ?? []).map((f) => `${f.mac} dst ${f.dst}`),
+      vx ? (wanted.fdb ?? []).map((f) => `${f.mac} dst ${f.dst}`) : [],
+    );
+    compare(
+      'neighbour',
+      (held.neighbours ?? []).map((n) => `${n.ip} lladdr ${n.mac}`),
+      vx ? (wanted.neighbours ?? []).map((n) => `${n.ip} lladdr ${n.mac}`) : [],
+    );
   };
-  compare(
-    'fdb',
-    have.fdb.map((f) => `${f.mac} dst ${f.dst}`),
-    want.vxlan ? want.fdb.map((f) => `${f.mac} dst ${f.dst}`) : [],
-  );
-  compare(
-    'neighbour',
-    have.neighbours.map((n) => `${n.ip} lladdr ${n.mac}`),
-    want.vxlan ? want.neighbours.map((n) => `${n.ip} lladdr ${n.mac}`) : [],
+  device(have.vxlan, want.vxlan, have, want);
+  device(
+    have.vxlanV6,
+    want.vxlanV6,
+    { fdb: have.fdbV6, neighbours: have.neighboursV6 },
+    { fdb: want.fdbV6, neighbours: want.neighboursV6 },
   );
   return out;
 }

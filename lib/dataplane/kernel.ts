@@ -5,7 +5,7 @@ import { execArgs, which } from '../exec';
 import { ipJson, KernelError } from './iproute';
 import { linkExists } from './links';
 import { HOST_VETH_PREFIX } from './veth';
-import { IPIP_DEVICE, ROUTE_PROTO, VXLAN_DEVICE } from './devices';
+import { IPIP_DEVICE, ROUTE_PROTO, VXLAN_DEVICE, VXLAN_V6_DEVICE } from './devices';
 
 /** A route as tabby sees it: a blackhole, or `dst via … dev …`. */
 export interface Route {
@@ -43,7 +43,7 @@ export interface VxlanLink {
   kind?: string;
   mtu?: number;
   up: boolean;
-  /** IPv4 addresses as `a.b.c.d/len`. */
+  /** Its addresses as `address/len`: IPv4 ones (vxlan.tabby), or IPv6 ones less link-local (vxlan-v6.tabby). */
   addresses: string[];
 }
 
@@ -64,12 +64,17 @@ export interface OverlayState {
   neighbours: Neigh[];
   /** Permanent FDB entries with a destination on the VXLAN device. */
   fdb: FdbEntry[];
+  /** The same of the IPv6 VXLAN device (vxlan-v6.tabby); absent where it was never read or planned. */
+  vxlanV6?: VxlanLink;
+  neighboursV6?: Neigh[];
+  fdbV6?: FdbEntry[];
 }
 
 interface ShownAddr {
   family: string;
   local: string;
   prefixlen: number;
+  scope?: string;
 }
 interface ShownLink {
   address?: string;
@@ -104,11 +109,15 @@ const BRIDGE_BIN = which('bridge');
 const v4Addresses = (l: ShownLink): string[] =>
   (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
 
+/** The IPv6 addresses tabby manages: the kernel's own link-local one is left out. */
+const v6Addresses = (l: ShownLink): string[] =>
+  (l.addr_info ?? []).filter((a) => a.family === 'inet6' && a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
+
 /** `ip route` prints a host route without its length; tabby writes and compares prefixes. */
 export const normaliseDst = (dst: string): string =>
   dst === 'default' ? '0.0.0.0/0' : dst.includes('/') ? dst : `${dst}/${dst.includes(':') ? 128 : 32}`;
 
-export function toVxlanLink(l: ShownLink): VxlanLink {
+export function toVxlanLink(l: ShownLink, family: 4 | 6 = 4): VxlanLink {
   const d = l.linkinfo?.info_data;
   return {
     kind: l.linkinfo?.info_kind,
@@ -120,7 +129,7 @@ export function toVxlanLink(l: ShownLink): VxlanLink {
     mac: l.address,
     mtu: l.mtu,
     up: l.flags?.includes('UP') ?? false,
-    addresses: v4Addresses(l),
+    addresses: family === 4 ? v4Addresses(l) : v6Addresses(l),
   };
 }
 
@@ -137,26 +146,42 @@ export function toRoutes(shown: ShownRoute[]): { routes: Route[]; foreign: Forei
   return { routes, foreign };
 }
 
-/** Reads everything the overlay diff needs: four `ip -j` processes and one `bridge -j`. */
+/**
+ * Reads everything the overlay diff needs: the routes of both families, and each VXLAN device that
+ * exists with its neighbours and FDB entries (`ip -j` processes in parallel, one `bridge -j` per device).
+ */
 export async function readOverlayState(): Promise<OverlayState> {
   const vxExists = linkExists(VXLAN_DEVICE);
+  const vx6Exists = linkExists(VXLAN_V6_DEVICE);
   const ipipExists = linkExists(IPIP_DEVICE);
-  const [vx, shownRoutes, neighs, tunl] = await Promise.all([
+  const [vx, vx6, shownRoutes, shownRoutes6, neighs, neighs6, tunl, fdb, fdb6] = await Promise.all([
     vxExists ? ipJson<ShownLink[]>(['-d', 'address', 'show', 'dev', VXLAN_DEVICE]) : [],
+    vx6Exists ? ipJson<ShownLink[]>(['-d', 'address', 'show', 'dev', VXLAN_V6_DEVICE]) : [],
     ipJson<ShownRoute[]>(['route', 'show']),
+    ipJson<ShownRoute[]>(['-6', 'route', 'show']),
     vxExists ? ipJson<ShownNeigh[]>(['neigh', 'show', 'dev', VXLAN_DEVICE]) : [],
+    vx6Exists ? ipJson<ShownNeigh[]>(['-6', 'neigh', 'show', 'dev', VXLAN_V6_DEVICE]) : [],
     ipipExists ? ipJson<ShownLink[]>(['address', 'show', 'dev', IPIP_DEVICE]) : [],
+    vxExists ? readFdb(VXLAN_DEVICE) : [],
+    vx6Exists ? readFdb(VXLAN_V6_DEVICE) : [],
   ]);
+  const routes4 = toRoutes(shownRoutes);
+  const routes6 = toRoutes(shownRoutes6);
   return {
     vxlan: vx[0] && toVxlanLink(vx[0]),
     tunl: tunl[0] && { mtu: tunl[0].mtu, up: tunl[0].flags?.includes('UP') ?? false, addresses: v4Addresses(tunl[0]) },
-    ...toRoutes(shownRoutes),
-    neighbours: neighs
-      .filter((n) => n.state?.includes('PERMANENT') && n.lladdr)
-      .map((n) => ({ ip: n.dst, mac: n.lladdr! })),
-    fdb: vxExists ? await readFdb(VXLAN_DEVICE) : [],
+    routes: [...routes4.routes, ...routes6.routes],
+    foreign: [...routes4.foreign, ...routes6.foreign],
+    neighbours: permanent(neighs),
+    fdb,
+    vxlanV6: vx6[0] && toVxlanLink(vx6[0], 6),
+    neighboursV6: permanent(neighs6),
+    fdbV6: fdb6,
   };
 }
+
+const permanent = (neighs: ShownNeigh[]): Neigh[] =>
+  neighs.filter((n) => n.state?.includes('PERMANENT') && n.lladdr).map((n) => ({ ip: n.dst, mac: n.lladdr! }));
 
 async function readFdb(dev: string): Promise<FdbEntry[]> {
   const res = await execArgs(BRIDGE_BIN, ['-j', 'fdb', 'show', 'dev', dev]);
@@ -205,7 +230,15 @@ export const fdbReplace = (f: FdbEntry, dev: string): string[] => [
 ];
 export const fdbDel = (f: FdbEntry, dev: string): string[] => ['fdb', 'del', f.mac, 'dev', dev, 'dst', f.dst, 'self'];
 
-export const addrAdd = (cidr: string, dev: string): string[] => ['address', 'add', cidr, 'dev', dev];
+/** IPv6 addresses skip duplicate address detection: a tentative tunnel address could not be used at once. */
+export const addrAdd = (cidr: string, dev: string): string[] => [
+  'address',
+  'add',
+  cidr,
+  'dev',
+  dev,
+  ...(cidr.includes(':') ? ['nodad'] : []),
+];
 export const addrDel = (cidr: string, dev: string): string[] => ['address', 'del', cidr, 'dev', dev];
 export const linkUp = (dev: string): string[] => ['link', 'set', 'dev', dev, 'up'];
 export const linkDown = (dev: string): string[] => ['link', 'set', 'dev', dev, 'down'];

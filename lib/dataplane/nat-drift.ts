@@ -1,6 +1,6 @@
 // Whether tabby's NAT rules in the kernel are the ones its plan renders, for `tabby status` and
 // `tabby plan --diff`: the table (or chain) itself, each pool set's elements and the number of rules.
-import { execArgs } from '../exec';
+import { execArgs, findProgram } from '../exec';
 import type { DriftItem } from './drift';
 import { chooseNatBackend, IPT_CHAIN, NAT_TABLE, NatBackend, NatPlan, renderIptables, renderNft } from './nat';
 
@@ -95,9 +95,17 @@ export async function natDrift(p: NatPlan, wanted: 'auto' | NatBackend): Promise
   return out;
 }
 
+/** tabby's chain of iptables, and of ip6tables when IPv6 pools are in the plan (or its chain is there). */
 async function iptablesDrift(p: NatPlan, bin: string): Promise<DriftItem[]> {
-  const what = `chain nat ${IPT_CHAIN}`;
-  const want = renderIptables(p)
+  const out = await chainDrift(p, bin, 4);
+  const ip6 = findProgram('ip6tables');
+  if (ip6) out.push(...(await chainDrift(p, ip6, 6)));
+  return out;
+}
+
+async function chainDrift(p: NatPlan, bin: string, fam: 4 | 6): Promise<DriftItem[]> {
+  const what = `chain nat ${IPT_CHAIN}${fam === 6 ? ' (ip6tables)' : ''}`;
+  const want = renderIptables(p, fam)
     .split('\n')
     .filter((l) => l.startsWith(`-A ${IPT_CHAIN} `));
   const res = await execArgs(bin, ['-t', 'nat', '-S', IPT_CHAIN]);

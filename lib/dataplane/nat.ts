@@ -1,6 +1,7 @@
 import { execArgs, findProgram } from '../exec';
 import { CniError, Code } from '../cni/errors';
 import { log } from '../log';
+import { tunnelFamily } from './devices';
 
 /**
  * natOutgoing, Calico's way (calico-behaviour.md §6): pod traffic from a NAT pool to anywhere outside all
@@ -31,9 +32,10 @@ export function renderNft(p: NatPlan): string {
     const type = fam === 4 ? 'ipv4_addr' : 'ipv6_addr';
     const all = p.allPools.filter((c) => family(c) === fam);
     const nat = p.natPools.filter((c) => family(c) === fam);
+    const tunnels = p.tunnelDevices.filter((d) => tunnelFamily(d) === fam);
     // `table` then `delete table`: the delete succeeds whether or not the table existed before.
     out.push(`table ${t} ${NAT_TABLE}`, `delete table ${t} ${NAT_TABLE}`);
-    if (all.length === 0 && !(fam === 4 && p.tunnelDevices.length)) continue;
+    if (all.length === 0 && tunnels.length === 0) continue;
     const elems = (l: string[]) => (l.length ? ` elements = { ${l.join(', ')} };` : '');
     const rules: string[] = [];
     if (nat.length) {
@@ -42,12 +44,10 @@ export function renderNft(p: NatPlan): string {
       );
       rules.push(`${t} saddr @nat-pools ${t} daddr != @all-pools counter masquerade fully-random`);
     }
-    if (fam === 4) {
-      for (const dev of p.tunnelDevices) {
-        const host = `oifname "${dev}" fib saddr . oif type != local fib saddr type local`;
-        rules.push(`${host} meta l4proto udp counter masquerade to :${SAFE_UDP_PORTS} fully-random`);
-        rules.push(`${host} counter masquerade fully-random`);
-      }
+    for (const dev of tunnels) {
+      const host = `oifname "${dev}" fib saddr . oif type != local fib saddr type local`;
+      rules.push(`${host} meta l4proto udp counter masquerade to :${SAFE_UDP_PORTS} fully-random`);
+      rules.push(`${host} counter masquerade fully-random`);
     }
     out.push(
       `table ${t} ${NAT_TABLE} {`,
@@ -63,17 +63,20 @@ export function renderNft(p: NatPlan): string {
   return out.join('\n') + '\n';
 }
 
-/** The same for iptables (IPv4): a chain of tabby's own, replaced with iptables-restore --noflush. */
-export function renderIptables(p: NatPlan): string {
-  const nat = p.natPools.filter((c) => family(c) === 4);
-  const all = p.allPools.filter((c) => family(c) === 4);
+/**
+ * The same for iptables: a chain of tabby's own, replaced with iptables-restore --noflush; `fam` 6 renders
+ * the IPv6 pools and tunnel for ip6tables-restore.
+ */
+export function renderIptables(p: NatPlan, fam: 4 | 6 = 4): string {
+  const nat = p.natPools.filter((c) => family(c) === fam);
+  const all = p.allPools.filter((c) => family(c) === fam);
   const lines = ['*nat', `:${IPT_CHAIN} - [0:0]`, `-F ${IPT_CHAIN}`];
   for (const src of nat) {
     for (const dst of all) lines.push(`-A ${IPT_CHAIN} -s ${src} -d ${dst} -j RETURN`);
     lines.push(`-A ${IPT_CHAIN} -s ${src} -p udp -j MASQUERADE --to-ports ${SAFE_UDP_PORTS} --random-fully`);
     lines.push(`-A ${IPT_CHAIN} -s ${src} -j MASQUERADE --random-fully`);
   }
-  for (const dev of p.tunnelDevices) {
+  for (const dev of p.tunnelDevices.filter((d) => tunnelFamily(d) === fam)) {
     const host = `-o ${dev} -m addrtype ! --src-type LOCAL --limit-iface-out -m addrtype --src-type LOCAL`;
     lines.push(`-A ${IPT_CHAIN} ${host} -p udp -j MASQUERADE --to-ports ${SAFE_UDP_PORTS} --random-fully`);
     lines.push(`-A ${IPT_CHAIN} ${host} -j MASQUERADE --random-fully`);
@@ -110,19 +113,34 @@ export async function applyNat(p: NatPlan, wanted: 'auto' | NatBackend): Promise
     const res = await execArgs(bin, ['-f', '-'], { input: renderNft(p) });
     if (res.code !== 0) throw new CniError(Code.KernelOperationFailed, `nft -f: ${res.stderr.trim()}`);
   } else {
-    const restore = findProgram('iptables-restore')!;
-    const res = await execArgs(restore, ['--noflush'], { input: renderIptables(p) });
-    if (res.code !== 0) throw new CniError(Code.KernelOperationFailed, `iptables-restore: ${res.stderr.trim()}`);
-    const jump = ['POSTROUTING', '-j', IPT_CHAIN];
-    const has = await execArgs(bin, ['-t', 'nat', '-C', ...jump]);
-    if (has.code !== 0) {
-      const ins = await execArgs(bin, ['-t', 'nat', '-I', ...jump]);
-      if (ins.code !== 0)
-        throw new CniError(Code.KernelOperationFailed, `iptables -I POSTROUTING: ${ins.stderr.trim()}`);
+    await applyIptables(bin, 'iptables', renderIptables(p, 4));
+    // ip6tables only when IPv6 has something to NAT, or tabby's chain may be there from before.
+    const has6 = p.allPools.some((c) => family(c) === 6) || p.tunnelDevices.some((d) => tunnelFamily(d) === 6);
+    const ip6 = findProgram('ip6tables');
+    if (ip6 && (has6 || (await execArgs(ip6, ['-t', 'nat', '-S', IPT_CHAIN])).code === 0)) {
+      await applyIptables(ip6, 'ip6tables', renderIptables(p, 6));
+    } else if (has6 && p.natPools.some((c) => family(c) === 6)) {
+      throw new CniError(
+        Code.MissingKernelSupport,
+        'natOutgoing on an IPv6 pool needs ip6tables, which is not installed',
+      );
     }
   }
   log.debug(
     `NAT (${backend}): ${p.natPools.length} NAT pool(s) of ${p.allPools.length}, tunnels ${p.tunnelDevices.join(',') || '-'}`,
   );
   return backend;
+}
+
+/** Replaces tabby's chain with `<tool>-restore --noflush` and makes sure POSTROUTING jumps to it. */
+async function applyIptables(bin: string, tool: 'iptables' | 'ip6tables', rules: string): Promise<void> {
+  const restore = findProgram(`${tool}-restore`)!;
+  const res = await execArgs(restore, ['--noflush'], { input: rules });
+  if (res.code !== 0) throw new CniError(Code.KernelOperationFailed, `${tool}-restore: ${res.stderr.trim()}`);
+  const jump = ['POSTROUTING', '-j', IPT_CHAIN];
+  const has = await execArgs(bin, ['-t', 'nat', '-C', ...jump]);
+  if (has.code !== 0) {
+    const ins = await execArgs(bin, ['-t', 'nat', '-I', ...jump]);
+    if (ins.code !== 0) throw new CniError(Code.KernelOperationFailed, `${tool} -I POSTROUTING: ${ins.stderr.trim()}`);
+  }
 }

@@ -21,7 +21,7 @@ import {
   vxlanAdd,
   VxlanLink,
 } from './kernel';
-import { IPIP_DEVICE, VXLAN_DEVICE } from './devices';
+import { IPIP_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE } from './devices';
 
 export interface OverlayDiff {
   /** tunl0 is created first and alone, so a kernel without ipip fails before anything else changed. */
@@ -60,8 +60,11 @@ interface DeviceStep {
   gone: boolean;
 }
 
+/** A tunnel address as the kernel lists it: /32, or /128 for IPv6. */
+const hostPrefix = (a: string): string => `${a}/${a.includes(':') ? 128 : 32}`;
+
 function addressLines(dev: string, have: string[], want: string | undefined, changes: string[]): string[][] {
-  const wanted = want ? [`${want}/32`] : [];
+  const wanted = want ? [hostPrefix(want)] : [];
   const lines: string[][] = [];
   for (const a of have) {
     if (wanted.includes(a)) continue;
@@ -76,12 +79,17 @@ function addressLines(dev: string, have: string[], want: string | undefined, cha
   return lines;
 }
 
-export function syncVxlanDevice(cur: VxlanLink | undefined, want: DesiredVxlan | undefined): DeviceStep {
+/** One VXLAN device: vxlan.tabby, or `device` vxlan-v6.tabby for IPv6 pools. */
+export function syncVxlanDevice(
+  cur: VxlanLink | undefined,
+  want: DesiredVxlan | undefined,
+  device = VXLAN_DEVICE,
+): DeviceStep {
   const step: DeviceStep = { lines: [], changes: [], fresh: false, gone: false };
   if (!want) {
     if (cur) {
-      step.lines.push(linkDel(VXLAN_DEVICE));
-      step.changes.push(`delete ${VXLAN_DEVICE} (no pool uses VXLAN)`);
+      step.lines.push(linkDel(device));
+      step.changes.push(`delete ${device} (no ${device === VXLAN_V6_DEVICE ? 'IPv6 ' : ''}pool uses VXLAN)`);
       step.gone = true;
     }
     return step;
@@ -227,39 +235,62 @@ function syncEntries<T>(
   return { lines, changes };
 }
 
+/** The permanent neighbours and FDB entries of one VXLAN device. */
+function syncVteps(
+  dev: string,
+  fresh: boolean,
+  have: { neighbours?: OverlayState['neighbours']; fdb?: OverlayState['fdb'] },
+  want: { neighbours?: DesiredOverlay['neighbours']; fdb?: DesiredOverlay['fdb'] },
+) {
+  const neigh = syncEntries(
+    fresh ? [] : (have.neighbours ?? []),
+    want.neighbours ?? [],
+    (a, b) => a.ip === b.ip && a.mac === b.mac,
+    (n) => `${n.ip} ${n.mac}`,
+    (n) => neighDel(n, dev),
+    (n) => neighReplace(n, dev),
+    (n) => `neighbour ${n.ip} ${n.mac}`,
+  );
+  const entries = syncEntries(
+    fresh ? [] : (have.fdb ?? []),
+    want.fdb ?? [],
+    (a, b) => a.mac === b.mac && a.dst === b.dst,
+    (f) => `${f.mac} ${f.dst}`,
+    (f) => fdbDel(f, dev),
+    (f) => fdbReplace(f, dev),
+    (f) => `fdb ${f.mac} -> ${f.dst}`,
+  );
+  return { ip: neigh.lines, fdb: entries.lines, changes: [...neigh.changes, ...entries.changes] };
+}
+
 export function diffOverlay(have: OverlayState, want: DesiredOverlay): OverlayDiff {
   const vx = syncVxlanDevice(have.vxlan, want.vxlan);
+  const vx6 = syncVxlanDevice(have.vxlanV6, want.vxlanV6, VXLAN_V6_DEVICE);
   const ipip = syncIpipDevice(have.tunl, want.ipip);
   const emptied = new Set<string>();
   if (vx.fresh || vx.gone) emptied.add(VXLAN_DEVICE);
+  if (vx6.fresh || vx6.gone) emptied.add(VXLAN_V6_DEVICE);
   if (ipip.gone) emptied.add(IPIP_DEVICE);
   const routes = syncRoutes(have, want.routes, emptied);
-  const ip = [...vx.lines, ...ipip.lines, ...routes.lines];
-  const changes = [...vx.changes, ...ipip.changes, ...routes.changes];
+  const ip = [...vx.lines, ...vx6.lines, ...ipip.lines, ...routes.lines];
+  const changes = [...vx.changes, ...vx6.changes, ...ipip.changes, ...routes.changes];
   const fdb: string[][] = [];
   if (want.vxlan) {
-    const dev = want.vxlan.device;
-    const neigh = syncEntries(
-      vx.fresh ? [] : have.neighbours,
-      want.neighbours,
-      (a, b) => a.ip === b.ip && a.mac === b.mac,
-      (n) => `${n.ip} ${n.mac}`,
-      (n) => neighDel(n, dev),
-      (n) => neighReplace(n, dev),
-      (n) => `neighbour ${n.ip} ${n.mac}`,
+    const v = syncVteps(want.vxlan.device, vx.fresh, have, want);
+    ip.push(...v.ip);
+    fdb.push(...v.fdb);
+    changes.push(...v.changes);
+  }
+  if (want.vxlanV6) {
+    const v = syncVteps(
+      want.vxlanV6.device,
+      vx6.fresh,
+      { neighbours: have.neighboursV6, fdb: have.fdbV6 },
+      { neighbours: want.neighboursV6, fdb: want.fdbV6 },
     );
-    const entries = syncEntries(
-      vx.fresh ? [] : have.fdb,
-      want.fdb,
-      (a, b) => a.mac === b.mac && a.dst === b.dst,
-      (f) => `${f.mac} ${f.dst}`,
-      (f) => fdbDel(f, dev),
-      (f) => fdbReplace(f, dev),
-      (f) => `fdb ${f.mac} -> ${f.dst}`,
-    );
-    ip.push(...neigh.lines);
-    fdb.push(...entries.lines);
-    changes.push(...neigh.changes, ...entries.changes);
+    ip.push(...v.ip);
+    fdb.push(...v.fdb);
+    changes.push(...v.changes);
   }
   return { createTunl: ipip.create, ip, fdb, changes, leftAlone: routes.leftAlone };
 }
@@ -271,19 +302,21 @@ export function diffOverlay(have: OverlayState, want: DesiredOverlay): OverlayDi
 export function stateAfter(have: OverlayState, want: DesiredOverlay): OverlayState {
   const foreign = new Set(have.foreign.map((r) => r.dst));
   const vx = want.vxlan;
+  const vx6 = want.vxlanV6;
+  const link = (v: DesiredVxlan): VxlanLink => ({
+    kind: 'vxlan',
+    vni: v.vni,
+    port: v.port,
+    parent: v.parent,
+    local: v.local,
+    mac: v.mac,
+    learning: false,
+    mtu: v.mtu,
+    up: true,
+    addresses: v.address ? [hostPrefix(v.address)] : [],
+  });
   return {
-    vxlan: vx && {
-      kind: 'vxlan',
-      vni: vx.vni,
-      port: vx.port,
-      parent: vx.parent,
-      local: vx.local,
-      mac: vx.mac,
-      learning: false,
-      mtu: vx.mtu,
-      up: true,
-      addresses: vx.address ? [`${vx.address}/32`] : [],
-    },
+    vxlan: vx && link(vx),
     tunl: want.ipip
       ? { mtu: want.ipip.mtu, up: true, addresses: want.ipip.address ? [`${want.ipip.address}/32`] : [] }
       : have.tunl && { ...have.tunl, up: have.tunl.addresses.length ? false : have.tunl.up, addresses: [] },
@@ -291,5 +324,8 @@ export function stateAfter(have: OverlayState, want: DesiredOverlay): OverlaySta
     foreign: have.foreign,
     neighbours: vx ? want.neighbours.map(({ ip, mac }) => ({ ip, mac })) : [],
     fdb: vx ? want.fdb.map(({ mac, dst }) => ({ mac, dst })) : [],
+    vxlanV6: vx6 && link(vx6),
+    neighboursV6: vx6 ? (want.neighboursV6 ?? []).map(({ ip, mac }) => ({ ip, mac })) : [],
+    fdbV6: vx6 ? (want.fdbV6 ?? []).map(({ mac, dst }) => ({ mac, dst })) : [],
   };
 }

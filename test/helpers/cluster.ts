@@ -23,7 +23,10 @@ import { EtcdCluster, startEtcd, StartOptions } from './etcd';
 export interface SimNode {
   name: string; // the Kubernetes node name
   ns: string;
+  /** Its IPv4 underlay address ('' on an IPv6-only underlay). */
   ip: string;
+  /** Its IPv6 underlay address, on an underlay with IPv6 (SimClusterOptions.ipv6). */
+  ip6?: string;
   prefix: number;
   /** Its block of the pool (clusterYaml gives node i 10.244.i.0/24). */
   block: string;
@@ -38,6 +41,9 @@ export interface UnderlayCount {
   vxlan: number;
   /** Pod packets, not encapsulated, to an address of the peer's block. */
   plain: number;
+  /** The same over an IPv6 underlay: UDP 4789 to the peer's IPv6 address, plain packets to its IPv6 block. */
+  vxlan6?: number;
+  plain6?: number;
 }
 
 /** What a ping running across an action saw (SimCluster.pingDuring). Times are ms since the epoch. */
@@ -60,8 +66,18 @@ export interface Pod {
   name: string;
   ns: string;
   node: SimNode;
+  /** Its first address (IPv4 on a dual-stack pod). */
   ip: string;
+  /** Its IPv6 address, when it has one. */
+  ip6?: string;
   result: any;
+}
+
+/** The pod's addresses from an ADD result: the first, and the IPv6 one. */
+function podAddresses(result: any): { ip: string; ip6?: string } {
+  const all = (result.ips as { address: string }[]).map((x) => x.address.split('/')[0]);
+  const ip6 = all.find((a) => a.includes(':'));
+  return { ip: all[0], ...(ip6 ? { ip6 } : {}) };
 }
 
 /**
@@ -78,6 +94,12 @@ export interface SimClusterOptions {
   far?: string;
   /** 4 adds node-d on the far subnet. */
   nodes?: 3 | 4;
+  /**
+   * An IPv6 underlay beside the IPv4 one ('dual': lan 2001:db8:10::/64, far 2001:db8:20::/64, node-a
+   * ::11 and so on, the external host 2001:db8:ff::10), or instead of it ('only': the nodes have no IPv4
+   * address at all). The router forwards both.
+   */
+  ipv6?: 'dual' | 'only';
 }
 
 /** The plugin entry's `datastore` for an etcd cluster (what useEtcd writes). */
@@ -107,6 +129,11 @@ export function etcdDatastore(etcd: EtcdCluster, o: EtcdDatastoreOptions = {}): 
 export const EXTERNAL_IP = '203.0.113.10';
 /** An address inside another pool's CIDR, on the external host: traffic to it must never be NATed. */
 export const OTHER_POOL_IP = '10.10.0.10';
+/** The same on an IPv6 underlay: the external host, and an address of a disabled IPv6 pool on it. */
+export const EXTERNAL_IP6 = '2001:db8:ff::10';
+export const OTHER_POOL_IP6 = 'fd00:99::10';
+const LAN6 = '2001:db8:10:';
+const FAR6 = '2001:db8:20:';
 
 const NODE_SPECS = [
   { name: 'node-a', ip: '192.168.10.11', subnet: 'lan' },
@@ -154,6 +181,42 @@ export function vxlanPool(mode: string, natOutgoing = true): string {
 
 export function ipipPool(mode: string, natOutgoing = true): string {
   return `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 10.244.0.0/16, blockSize: 24, ipipMode: ${mode}, natOutgoing: ${natOutgoing}}`;
+}
+
+/** An IPv6 pool (fd00:10::/48, /122 blocks) in a VXLAN mode. */
+export function vxlanPool6(mode: string, natOutgoing = true): string {
+  return `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-6}\nspec: {cidr: 'fd00:10::/48', blockSize: 122, vxlanMode: ${mode}, natOutgoing: ${natOutgoing}}`;
+}
+
+/** A disabled IPv6 pool holding OTHER_POOL_IP6. */
+export const DISABLED_OTHER_POOL6 = `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: other-6}\nspec: {cidr: 'fd00:99::/48', disabled: true}`;
+
+/** Node i's IPv6 block of vxlanPool6: fd00:10::i00/122 (its tunnel address is fd00:10::i01). */
+export const block6 = (i: number): string => `fd00:10::${i}00/122`;
+
+/**
+ * Calico resources for the three nodes of an IPv6 or dual-stack underlay: each Node with its IPv6
+ * address/64 (and its IPv4 one/24 with `underlay` 'dual'), node i a block of each pool given: 10.244.i.0/24
+ * of `v4` (a pool of pool-a's CIDR), fd00:10::i00/122 of `v6` (vxlanPool6).
+ */
+export function clusterYaml6(o: { v4?: string; v6?: string; underlay: 'dual' | 'only'; extra?: string }): string {
+  const docs = [o.v4, o.v6].filter((d): d is string => !!d).map((d) => d.trim());
+  NODE_SPECS.forEach((n, i) => {
+    const host = n.ip.split('.')[3];
+    const v6 = `${n.subnet === 'lan' ? LAN6 : FAR6}:${host}/64`;
+    const bgp = o.underlay === 'dual' ? `{ipv4Address: ${n.ip}/24, ipv6Address: '${v6}'}` : `{ipv6Address: '${v6}'}`;
+    docs.push(`apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: ${n.name}}\nspec: {bgp: ${bgp}}`);
+    if (o.v4)
+      docs.push(
+        `apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: ${n.name}-10-244-${i + 1}-0-24}\nspec: {node: ${n.name}, cidr: 10.244.${i + 1}.0/24}`,
+      );
+    if (o.v6)
+      docs.push(
+        `apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: ${n.name}-v6}\nspec: {node: ${n.name}, cidr: '${block6(i + 1)}'}`,
+      );
+  });
+  if (o.extra?.trim()) docs.push(o.extra.trim());
+  return docs.join('\n---\n') + '\n';
 }
 
 /** A disabled pool holding OTHER_POOL_IP: NAT must leave traffic towards it alone. */
@@ -320,17 +383,41 @@ export class SimCluster {
           ]
         : [['route', 'add', '192.168.0.0/16', 'via', '203.0.113.1']]),
     ]);
+    const v6 = this.options?.ipv6;
+    if (v6) {
+      // nodad: an address is usable at once, not tentative for a second
+      await this.ipBatch(this.router, [
+        ['address', 'add', `${LAN6}:1/64`, 'dev', 'lan0', 'nodad'],
+        ['address', 'add', `${FAR6}:1/64`, 'dev', 'far0', 'nodad'],
+        ['address', 'add', '2001:db8:ff::1/64', 'dev', 'ext0', 'nodad'],
+        ['route', 'add', 'fd00:99::/48', 'via', EXTERNAL_IP6, 'dev', 'ext0', 'onlink'],
+      ]);
+      await nsExec(this.router, '/usr/sbin/sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+      await this.ipBatch(this.external, [
+        ['address', 'add', `${EXTERNAL_IP6}/64`, 'dev', 'eth0', 'nodad'],
+        ['address', 'add', `${OTHER_POOL_IP6}/128`, 'dev', 'lo'],
+        ['route', 'add', '2001:db8::/32', 'via', '2001:db8:ff::1', 'dev', 'eth0', 'onlink'],
+      ]);
+    }
     for (const spec of this.specs) {
       const ns = nodeNs(spec);
+      const six = `${spec.subnet === 'lan' ? LAN6 : FAR6}:${spec.ip.split('.')[3]}`;
       await this.ipBatch(ns, [
         lo,
-        ['address', 'add', `${spec.ip}/24`, 'dev', 'eth0'],
+        ...(v6 !== 'only' ? [['address', 'add', `${spec.ip}/24`, 'dev', 'eth0']] : []),
+        ...(v6 ? [['address', 'add', `${six}/64`, 'dev', 'eth0', 'nodad']] : []),
         ['link', 'set', 'eth0', 'up'],
-        ['route', 'add', 'default', 'via', `${spec.subnet === 'lan' ? this.lanBase : this.farBase}.1`],
+        ...(v6 !== 'only'
+          ? [['route', 'add', 'default', 'via', `${spec.subnet === 'lan' ? this.lanBase : this.farBase}.1`]]
+          : []),
+        ...(v6
+          ? [['route', 'add', '::/0', 'via', `${spec.subnet === 'lan' ? LAN6 : FAR6}:1`, 'dev', 'eth0', 'onlink']]
+          : []),
       ]);
       const conflist = this.writeConflist(spec.name);
       const block = `10.244.${this.specs.indexOf(spec) + 1}.0/24`;
-      this.nodes.push({ name: spec.name, ns, ip: spec.ip, prefix: 24, block, conflist });
+      const ip = v6 === 'only' ? '' : spec.ip;
+      this.nodes.push({ name: spec.name, ns, ip, ...(v6 ? { ip6: six } : {}), prefix: 24, block, conflist });
     }
   }
 
@@ -424,13 +511,25 @@ export class SimCluster {
       ['link', 'set', port, 'master', subnet === 'lan' ? 'br0' : 'br1'],
       ['link', 'set', port, 'up'],
     ]);
+    // with an IPv6 underlay (dual stack), an IPv6 address too: .id becomes ::id
+    const six = this.options?.ipv6 ? `${subnet === 'lan' ? LAN6 : FAR6}:${id}` : undefined;
     await this.ipBatch(ns, [
       ['link', 'set', 'lo', 'up'],
       ['address', 'add', `${base}.${id}/24`, 'dev', 'eth0'],
+      ...(six ? [['address', 'add', `${six}/64`, 'dev', 'eth0', 'nodad']] : []),
       ['link', 'set', 'eth0', 'up'],
       ['route', 'add', 'default', 'via', `${base}.1`],
+      ...(six ? [['route', 'add', '::/0', 'via', `${subnet === 'lan' ? LAN6 : FAR6}:1`, 'dev', 'eth0', 'onlink']] : []),
     ]);
-    const node: SimNode = { name, ns, ip: `${base}.${id}`, prefix: 24, block: '', conflist: this.writeConflist(name) };
+    const node: SimNode = {
+      name,
+      ns,
+      ip: `${base}.${id}`,
+      ...(six ? { ip6: six } : {}),
+      prefix: 24,
+      block: '',
+      conflist: this.writeConflist(name),
+    };
     if (o.join !== false) this.nodes.push(node);
     return node;
   }
@@ -500,7 +599,7 @@ export class SimCluster {
       return { run: r };
     }
     const result = JSON.parse(r.stdout);
-    const pod = { name: podName, ns, node, ip: String(result.ips[0].address).split('/')[0], result };
+    const pod = { name: podName, ns, node, ...podAddresses(result), result };
     this.pods.push(pod);
     return { pod, run: r };
   }
@@ -511,7 +610,7 @@ export class SimCluster {
     const r = await this.cni(node, 'ADD', `${this.tag}-${podName}`, `/var/run/netns/${ns}`);
     if (r.code !== 0) throw new Error(`ADD ${podName} on ${nodeName} failed: ${r.stdout} ${r.stderr}`);
     const result = JSON.parse(r.stdout);
-    const pod = { name: podName, ns, node, ip: String(result.ips[0].address).split('/')[0], result };
+    const pod = { name: podName, ns, node, ...podAddresses(result), result };
     this.pods.push(pod);
     return pod;
   }
@@ -539,7 +638,7 @@ export class SimCluster {
   /** One ping with don't-fragment set, `size` bytes of payload. */
   ping(fromNs: string, dst: string, size = 56, waitS = 2): Promise<RunResult> {
     return nsExec(fromNs, '/usr/bin/ping', [
-      '-4',
+      dst.includes(':') ? '-6' : '-4',
       '-n',
       '-c',
       '1',
@@ -568,12 +667,15 @@ export class SimCluster {
    */
   async tcpTransfer(fromNs: string, toNs: string, toIp: string, bytes = 200_000): Promise<number> {
     const port = 5001 + Math.floor(Math.random() * 1000);
-    const server = nsExec(toNs, '/usr/bin/socat', ['-u', `TCP-LISTEN:${port},reuseaddr`, 'STDOUT'], {
+    const v6 = toIp.includes(':');
+    const listen = v6 ? `TCP6-LISTEN:${port},reuseaddr` : `TCP-LISTEN:${port},reuseaddr`;
+    const server = nsExec(toNs, '/usr/bin/socat', ['-u', listen, 'STDOUT'], {
       timeoutMs: 20_000,
     });
     await this.waitListening(toNs, port);
     const payload = randomBytes(bytes / 2).toString('hex');
-    await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `TCP:${toIp}:${port},connect-timeout=5`], {
+    const to = v6 ? `TCP6:[${toIp}]:${port}` : `TCP:${toIp}:${port}`;
+    await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `${to},connect-timeout=5`], {
       input: payload,
       timeoutMs: 20_000,
     });
@@ -605,7 +707,8 @@ export class SimCluster {
     sourcePort?: number,
   ): Promise<{ address: string; port: number } | undefined> {
     const port = 7000 + Math.floor(Math.random() * 1000);
-    const script = `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>{process.stdout.write(JSON.stringify({address:r.address,port:r.port})+'\\n');process.exit(0)});d.bind(${port},()=>process.stdout.write('ready\\n'));setTimeout(()=>process.exit(0),4000)`;
+    const udp = dst.includes(':') ? 'udp6' : 'udp4';
+    const script = `const d=require('dgram').createSocket('${udp}');d.on('message',(m,r)=>{process.stdout.write(JSON.stringify({address:r.address,port:r.port})+'\\n');process.exit(0)});d.bind(${port},()=>process.stdout.write('ready\\n'));setTimeout(()=>process.exit(0),4000)`;
     const server = spawn('/usr/sbin/ip', ['netns', 'exec', this.external, process.execPath, '-e', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -621,7 +724,8 @@ export class SimCluster {
     await ready;
     const from = sourcePort ? `,sourceport=${sourcePort},reuseaddr` : '';
     for (let i = 0; i < 5 && !out.split('\n')[1]; i++) {
-      await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `UDP:${dst}:${port}${from}`], { input: 'hello\n' });
+      const to = dst.includes(':') ? `UDP6:[${dst}]:${port}` : `UDP:${dst}:${port}`;
+      await nsExec(fromNs, '/usr/bin/socat', ['-u', 'STDIN', `${to}${from}`], { input: 'hello\n' });
       await new Promise((res) => setTimeout(res, 100));
     }
     await done;
@@ -632,6 +736,11 @@ export class SimCluster {
   /** Routes in a node carrying tabby's protocol number. */
   async tabbyRoutes(node: SimNode): Promise<{ dst: string; dev?: string; gateway?: string; type?: string }[]> {
     return ipJson(node.ns, ['route', 'show', 'proto', '117']);
+  }
+
+  /** The same of IPv6 (blackholes show `dev lo`). */
+  async tabbyRoutes6(node: SimNode): Promise<{ dst: string; dev?: string; gateway?: string; type?: string }[]> {
+    return ipJson(node.ns, ['-6', 'route', 'show', 'proto', '117']);
   }
 
   /**
@@ -685,15 +794,25 @@ export class SimCluster {
       const rules = this.nodes
         .filter((p) => p !== n)
         .flatMap((p) => [
-          `oifname "eth0" ip daddr ${p.ip} ip protocol 4 counter comment "ipip ${p.name}"`,
-          `oifname "eth0" ip daddr ${p.ip} udp dport 4789 counter comment "vxlan ${p.name}"`,
+          ...(p.ip
+            ? [
+                `oifname "eth0" ip daddr ${p.ip} ip protocol 4 counter comment "ipip ${p.name}"`,
+                `oifname "eth0" ip daddr ${p.ip} udp dport 4789 counter comment "vxlan ${p.name}"`,
+              ]
+            : []),
           // a node that has claimed no block yet (etcd) has no plain counter
           ...(p.block ? [`oifname "eth0" ip daddr ${p.block} counter comment "plain ${p.name}"`] : []),
+          ...(p.ip6
+            ? [
+                `oifname "eth0" ip6 daddr ${p.ip6} udp dport 4789 counter comment "vxlan6 ${p.name}"`,
+                `oifname "eth0" ip6 daddr ${block6(this.nodes.indexOf(p) + 1)} counter comment "plain6 ${p.name}"`,
+              ]
+            : []),
         ]);
       const text = [
-        `table ip ${UNDERLAY_TABLE}`,
-        `delete table ip ${UNDERLAY_TABLE}`,
-        `table ip ${UNDERLAY_TABLE} {`,
+        `table inet ${UNDERLAY_TABLE}`,
+        `delete table inet ${UNDERLAY_TABLE}`,
+        `table inet ${UNDERLAY_TABLE} {`,
         '  chain out {',
         '    type filter hook postrouting priority 300; policy accept;',
         ...rules.map((r) => `    ${r}`),
@@ -708,7 +827,7 @@ export class SimCluster {
 
   /** The counts of countUnderlay since it last ran: peer name -> packets node sent it, by kind. */
   async underlayCounts(node: SimNode): Promise<Map<string, UnderlayCount>> {
-    const r = await nsExec(node.ns, NFT, ['-j', 'list', 'table', 'ip', UNDERLAY_TABLE]);
+    const r = await nsExec(node.ns, NFT, ['-j', 'list', 'table', 'inet', UNDERLAY_TABLE]);
     if (r.code !== 0) throw new Error(`nft list in ${node.name}: exit ${r.code}: ${r.stderr.trim()}`);
     const counts = new Map<string, UnderlayCount>();
     for (const item of JSON.parse(r.stdout).nftables as {
@@ -743,15 +862,15 @@ export class SimCluster {
   }
 
   /** Permanent FDB entries on the node's VXLAN device. */
-  async fdb(node: SimNode): Promise<{ mac: string; dst?: string }[]> {
-    const r = await nsExec(node.ns, '/usr/sbin/bridge', ['-j', 'fdb', 'show', 'dev', 'vxlan.tabby']);
+  async fdb(node: SimNode, dev = 'vxlan.tabby'): Promise<{ mac: string; dst?: string }[]> {
+    const r = await nsExec(node.ns, '/usr/sbin/bridge', ['-j', 'fdb', 'show', 'dev', dev]);
     return r.code === 0 && r.stdout.trim()
       ? JSON.parse(r.stdout).filter((f: { state?: string }) => f.state === 'permanent')
       : [];
   }
 
-  async neighbours(node: SimNode): Promise<{ dst: string; lladdr?: string }[]> {
-    return ipJson(node.ns, ['neigh', 'show', 'dev', 'vxlan.tabby']).catch(() => []);
+  async neighbours(node: SimNode, dev = 'vxlan.tabby'): Promise<{ dst: string; lladdr?: string }[]> {
+    return ipJson(node.ns, ['neigh', 'show', 'dev', dev]).catch(() => []);
   }
 
   async destroy(): Promise<void> {

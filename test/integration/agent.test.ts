@@ -39,12 +39,17 @@ describe('three nodes, each with its agent', () => {
     c.writeClusterFile(clusterYaml(vxlanPool('Always'), '', ['node-a', 'node-b']));
     const agentA = start(a);
     start(b);
-    start(cc);
-    await Promise.all(agents.map(ready));
+    const agentC = start(cc);
+    await Promise.all([agents[0], agents[1]].map(ready));
+    // node-c is not in the file yet: its agent refuses to apply it, and says why
+    await waitFor("node-c's agent to say it is not in the file", async () =>
+      /node "node-c" is not in file/.test((await httpGet(agentC, '/healthz')).body),
+    );
     expect(await routeTo(a, '10.244.2.0/24')).toMatchObject({ dev: 'vxlan.tabby', gateway: '10.244.2.1' });
     expect(await routeTo(a, '10.244.3.0/24')).toBeUndefined();
 
     c.writeClusterFile(clusterYaml(vxlanPool('Always')));
+    await ready(agentC);
     for (const n of [a, b]) {
       await waitFor(
         `${n.name} to route node-c's block`,
@@ -257,12 +262,11 @@ describe('three nodes, each with its agent', () => {
       1,
     );
 
-    // an unreadable datastore: errors counted, the dataplane kept
+    // an unreadable datastore: the read refused and counted, the dataplane kept
     fs.writeFileSync(c.clusterFile, 'kind: [unterminated');
     await waitFor(
-      'a datastore error counted',
-      async () =>
-        (metricValue((await httpGet(agent, '/metrics')).body, 'tabby_agent_datastore_errors_total') ?? 0) >= 1,
+      'a refused read counted',
+      async () => (metricValue((await httpGet(agent, '/metrics')).body, 'tabby_agent_refused_reads_total') ?? 0) >= 1,
     );
     expect(await routeTo(a, '10.244.3.0/24')).toMatchObject({ dev: 'vxlan.tabby' });
     c.writeClusterFile(clusterYaml(vxlanPool('Always')));

@@ -518,6 +518,21 @@ describe('Node', () => {
     expect(n.vxlanTunnelMACAddr).toBe('66:aa:bb:cc:dd:ee');
   });
 
+  it('reads the IPv6 VTEP: ipv6VXLANTunnelAddr and vxlanTunnelMACAddrV6', async () => {
+    const [n] = (
+      await parse(
+        node('node-a', {
+          bgp: { ipv6Address: '2001:db8:10::11/64' },
+          ipv6VXLANTunnelAddr: 'fd00:10::1',
+          vxlanTunnelMACAddrV6: '66:A0:68:c9:4c:79',
+        }),
+      )
+    ).nodes;
+    expect(formatCidr(n.ipv6Address!)).toBe('2001:db8:10::11/64');
+    expect(formatIP(n.ipv6VXLANTunnelAddr!)).toBe('fd00:10::1');
+    expect(n.vxlanTunnelMACAddrV6).toBe('66:a0:68:c9:4c:79');
+  });
+
   it('keeps the host bits of the node address (it is the node IP, not a network)', async () => {
     const [n] = (await parse(node('n', { bgp: { ipv4Address: '192.168.10.11/24' } }))).nodes;
     expect(formatIP(n.ipv4Address!.ip)).toBe('192.168.10.11');
@@ -558,6 +573,9 @@ describe('Node', () => {
       /not an IP address/,
     ],
     ['bgp not a mapping', { bgp: '192.168.10.11/24' }, 'spec.bgp', /mapping/],
+    ['a v4 tunnel address as v6', { ipv6VXLANTunnelAddr: '10.0.0.1' }, 'spec.ipv6VXLANTunnelAddr', /IPv6 address/],
+    ['a bad v6 MAC', { vxlanTunnelMACAddrV6: 'x' }, 'spec.vxlanTunnelMACAddrV6', /not a MAC address/],
+    ['a v4 address as ipv6Address', { bgp: { ipv6Address: '10.0.0.1/24' } }, 'spec.bgp.ipv6Address', /IPv6/],
   ])('rejects %s', async (_what, spec, field, problem) => {
     await rejectsDocs(
       [pool('p', { cidr: '10.244.0.0/16' }), node('node-x', spec)],

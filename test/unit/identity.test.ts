@@ -10,7 +10,10 @@ import {
   ipipTunnelAddr,
   vtepMac,
   vtepMacFor,
+  vtepMacV6,
+  vtepMacV6For,
   vxlanTunnelAddr,
+  vxlanV6TunnelAddr,
 } from '../../lib/cluster/identity';
 import { validAutodetectMethod } from '../../conf/autodetect';
 import { aff, cidr, pool } from '../helpers/fixtures';
@@ -93,6 +96,18 @@ describe('tunnel addresses', () => {
     expect(derivedTunnelAddr(r, 'n3', 'ipip')).toBeUndefined();
     const v6only: ClusterResources = { ...r, affinities: [aff('n6', 'fd00:20::40/122')] };
     expect(derivedTunnelAddr(v6only, 'n6', 'vxlan')).toBeUndefined();
+  });
+
+  it("derives the IPv6 VXLAN tunnel address from the lowest v6 block of a v6 VXLAN pool, or takes the record's", () => {
+    expect(show(derivedTunnelAddr(r, 'n1', 'vxlan', 6))).toBe('fd00:20::1');
+    const two: ClusterResources = { ...r, affinities: [aff('n6', 'fd00:20::80/122'), aff('n6', 'fd00:20::40/122')] };
+    expect(show(vxlanV6TunnelAddr(two, { name: 'n6' }))).toBe('fd00:20::41');
+    expect(show(vxlanV6TunnelAddr(two, { name: 'n6', ipv6VXLANTunnelAddr: parseIP('fd00:20::99')! }))).toBe(
+      'fd00:20::99',
+    );
+    expect(derivedTunnelAddr(r, 'n2', 'vxlan', 6)).toBeUndefined();
+    const never: ClusterResources = { ...r, pools: r.pools.map((p) => ({ ...p, vxlanMode: 'Never' as const })) };
+    expect(derivedTunnelAddr(never, 'n1', 'vxlan', 6)).toBeUndefined();
   });
 
   it('works for small blocks too', () => {
@@ -202,6 +217,38 @@ describe('autodetectAddress', () => {
     expect(autodetectAddress(undefined, v6, 'eth0', noRoute)).toBeUndefined();
     expect(autodetectAddress('interface=eth0', v6, 'eth0', noRoute)).toBeUndefined();
     expect(autodetectAddress('cidrs=fd00::/8', v6, 'eth0', noRoute)).toBeUndefined();
+  });
+});
+
+describe('autodetectAddress for IPv6 (ipAutodetectionMethodV6)', () => {
+  const ha = (ifname: string, c: string): HostAddress => ({ ifname, cidr: cidr(c) });
+  const addrs = [
+    ha('eth0', 'fe80::1/64'),
+    ha('eth0', '192.168.10.11/24'),
+    ha('vxlan-v6.tabby', 'fd00:10::1/128'),
+    ha('eth0', '2001:db8:10::11/64'),
+    ha('ens5', '2001:db8:99::5/64'),
+  ];
+  const found = (m: string | undefined, dev = 'eth0', route?: string) =>
+    ((a) => a && `${a.ifname} ${formatIP(a.cidr.ip)}/${a.cidr.prefix}`)(
+      autodetectAddress(m, addrs, dev, () => route, 6),
+    );
+  it('takes global IPv6 addresses only, never link-local ones or the tunnel device', () => {
+    expect(found(undefined)).toBe('eth0 2001:db8:10::11/64');
+    expect(found('first-found', 'none')).toBe('eth0 2001:db8:10::11/64');
+    expect(found('interface=ens.*')).toBe('ens5 2001:db8:99::5/64');
+    expect(found('can-reach=2001:db8:99::1', 'eth0', 'ens5')).toBe('ens5 2001:db8:99::5/64');
+    expect(found('cidrs=2001:db8:99::/48')).toBe('ens5 2001:db8:99::5/64');
+    expect(found('cidrs=fe80::/10')).toBeUndefined();
+  });
+});
+
+describe('the IPv6 VTEP MAC', () => {
+  it("is 66 and the first five bytes of sha1(name + '-v6') (Felix's test vector), or the record's", () => {
+    expect(vtepMacV6For('remotehostname')).toBe('66:a0:68:c9:4c:79');
+    expect(vtepMacV6For('node-a')).toBe(calicoMac('node-a-v6'));
+    expect(vtepMacV6({ name: 'x', vxlanTunnelMACAddrV6: '66:00:00:00:00:06' })).toBe('66:00:00:00:00:06');
+    expect(vtepMacV6({ name: 'x' })).not.toBe(vtepMac({ name: 'x' }));
   });
 });
 

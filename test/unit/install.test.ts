@@ -13,6 +13,7 @@ describe('tabby install: flags', () => {
     const { opts, watchSeconds } = parseInstallArgs(['--conflist', '/c']);
     expect(opts).toMatchObject({
       binDir: '/opt/cni/bin',
+      binDirGiven: false,
       confDir: '/etc/cni/net.d',
       confName: '10-tabby.conflist',
       conflist: '/c',

@@ -17,6 +17,8 @@ describe('kernel events that wake the agent', () => {
       'Deleted 3: eth0    inet 192.168.10.11/24 scope global eth0\\       valid_lft forever',
       'address removed from eth0',
     ],
+    ['3: eth0    inet6 2001:db8:10::11/64 scope global \\       valid_lft forever', 'address added to eth0'],
+    ['Deleted 5: vxlan-v6.tabby: <BROADCAST,MULTICAST> mtu 1430 qdisc noop state DOWN', 'vxlan-v6.tabby was deleted'],
   ])('%s -> %s', (line, why) => {
     expect(kernelEventReason(line)).toBe(why);
   });
@@ -27,7 +29,8 @@ describe('kernel events that wake the agent', () => {
     ['Deleted 12: tab1a2b3c4d5e6f@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450'], // a pod went
     ['7: kube-ipvs0    inet 10.96.0.10/32 scope global kube-ipvs0'], // kube-proxy IPVS: a Service
     ['8: docker0    inet 172.17.0.1/16 scope global docker0'],
-    ['3: eth0    inet6 fe80::1/64 scope link'], // IPv6 is not the node's tunnel address family
+    ['3: eth0    inet6 fe80::1/64 scope link'], // link-local: every link has one, never the node's address
+    ['5: vxlan-v6.tabby    inet6 fd00:10::1/128 scope global'], // the IPv6 tunnel address
     ['garbage'],
   ])('ignores %s', (line) => {
     expect(kernelEventReason(line)).toBeUndefined();

@@ -96,7 +96,19 @@ describe('renderNft', () => {
     }
   });
 
-  it('masquerades host-originated traffic leaving each tunnel device (IPv4 only)', () => {
+  it('masquerades host-originated traffic leaving vxlan-v6.tabby in the ip6 table, with the same rules', () => {
+    const t = renderNft({ ...PLAN, tunnelDevices: ['vxlan.tabby', 'vxlan-v6.tabby'] });
+    const host = `oifname "vxlan-v6.tabby" fib saddr . oif type != local fib saddr type local`;
+    expect(rulesOf(tableOf(t, 'ip6')!)).toEqual([
+      'ip6 saddr @nat-pools ip6 daddr != @all-pools meta l4proto udp counter masquerade to :4790-65535 fully-random',
+      'ip6 saddr @nat-pools ip6 daddr != @all-pools counter masquerade fully-random',
+      `${host} meta l4proto udp counter masquerade to :4790-65535 fully-random`,
+      `${host} counter masquerade fully-random`,
+    ]);
+    expect(tableOf(t, 'ip')).not.toMatch(/vxlan-v6/);
+  });
+
+  it('masquerades host-originated traffic leaving each IPv4 tunnel device in the ip table', () => {
     const v4 = rulesOf(tableOf(text, 'ip')!);
     for (const dev of ['vxlan.tabby', 'tunl0']) {
       const host = `oifname "${dev}" fib saddr . oif type != local fib saddr type local`;
@@ -177,8 +189,26 @@ describe('renderIptables', () => {
     }
   });
 
-  it('leaves IPv6 pools out (iptables is IPv4)', () => {
+  it('leaves IPv6 pools out of the IPv4 rules', () => {
     expect(text).not.toMatch(/fd0/);
+  });
+
+  it('renders the IPv6 pools and vxlan-v6.tabby for ip6tables, with the same rules', () => {
+    const t = renderIptables({ ...PLAN, tunnelDevices: ['vxlan.tabby', 'vxlan-v6.tabby'] }, 6);
+    const host = '-o vxlan-v6.tabby -m addrtype ! --src-type LOCAL --limit-iface-out -m addrtype --src-type LOCAL';
+    expect(t.trimEnd().split('\n')).toEqual([
+      '*nat',
+      ':TABBY-POSTROUTING - [0:0]',
+      '-F TABBY-POSTROUTING',
+      '-A TABBY-POSTROUTING -s fd00::/48 -d fd00::/48 -j RETURN',
+      '-A TABBY-POSTROUTING -s fd00::/48 -d fd01::/48 -j RETURN',
+      '-A TABBY-POSTROUTING -s fd00::/48 -p udp -j MASQUERADE --to-ports 4790-65535 --random-fully',
+      '-A TABBY-POSTROUTING -s fd00::/48 -j MASQUERADE --random-fully',
+      `-A TABBY-POSTROUTING ${host} -p udp -j MASQUERADE --to-ports 4790-65535 --random-fully`,
+      `-A TABBY-POSTROUTING ${host} -j MASQUERADE --random-fully`,
+      'COMMIT',
+    ]);
+    expect(t).not.toMatch(/10\.244|vxlan\.tabby|tunl0/);
   });
 
   it('with no NAT pool and no tunnel, is an empty chain', () => {

@@ -40,6 +40,7 @@ describe('parseNetConf cluster keys', () => {
       stateDir: '/tmp/tabby-a',
     });
     expect(cluster({ natBackend: 'nftables' })?.natBackend).toBe('nftables');
+    expect(cluster({ ipAutodetectionMethodV6: 'interface=eth1' })?.ipAutodetectionMethodV6).toBe('interface=eth1');
   });
 
   it.each([
@@ -52,6 +53,7 @@ describe('parseNetConf cluster keys', () => {
       /ipAutodetectionMethod: can-reach=example\.com: not an IP address/,
     ],
     [{ ipAutodetectionMethod: 'magic' }, /ipAutodetectionMethod: unknown method "magic"/],
+    [{ ipAutodetectionMethodV6: 'cidrs=x' }, /ipAutodetectionMethodV6: cidrs=x: not a list of CIDRs/],
     [{ nodeName: 7 }, /nodeName: must be a string/],
   ])('rejects %j', (extra, msg) => {
     expectCniError(() => cluster(extra), 7, msg);

@@ -195,3 +195,55 @@ describe('vxlanMismatch', () => {
     expect(vxlanMismatch(link(extra), vxlan())).toBe(why);
   });
 });
+
+describe('diffOverlay, IPv6 VXLAN (vxlan-v6.tabby)', () => {
+  const v6 = (): DesiredOverlay =>
+    desired({
+      vxlanV6: vxlan({
+        device: 'vxlan-v6.tabby',
+        local: '2001:db8:10::11',
+        mac: '66:aa:bb:cc:dd:06',
+        address: 'fd00:10::1',
+        mtu: 1430,
+      }),
+      routes: [
+        ...desired().routes,
+        { dst: 'fd00:10::/122', kind: 'blackhole' },
+        { dst: 'fd00:10::40/122', kind: 'vxlan', via: 'fd00:10::41', dev: 'vxlan-v6.tabby' },
+      ],
+      fdbV6: [{ mac: '66:00:00:00:06:02', dst: '2001:db8:10::12' }],
+      neighboursV6: [{ ip: 'fd00:10::41', mac: '66:00:00:00:06:02' }],
+    });
+
+  it('creates the second device beside the first, its /128 address without DAD, its routes, neighbour and FDB entry', () => {
+    const d = diffOverlay(applied(), v6());
+    expect(lines(d.ip)).toEqual([
+      'link add vxlan-v6.tabby address 66:aa:bb:cc:dd:06 mtu 1430 type vxlan id 4096 local 2001:db8:10::11 dev eth0 dstport 4789 nolearning',
+      'address add fd00:10::1/128 dev vxlan-v6.tabby nodad',
+      'link set dev vxlan-v6.tabby up',
+      'route replace blackhole fd00:10::/122 proto 117',
+      'route replace fd00:10::40/122 via fd00:10::41 dev vxlan-v6.tabby onlink proto 117',
+      'neigh replace fd00:10::41 lladdr 66:00:00:00:06:02 dev vxlan-v6.tabby nud permanent',
+    ]);
+    expect(lines(d.fdb)).toEqual([
+      'fdb replace 66:00:00:00:06:02 dev vxlan-v6.tabby dst 2001:db8:10::12 self permanent',
+    ]);
+    expect(diffOverlay(stateAfter(applied(), v6()), v6()).ip).toEqual([]);
+  });
+
+  it('a v6 pool switched to Never deletes vxlan-v6.tabby (its routes go with it) and leaves vxlan.tabby alone', () => {
+    const d = diffOverlay(stateAfter(EMPTY, v6()), desired());
+    expect(lines(d.ip)).toEqual(['link del dev vxlan-v6.tabby', 'route del blackhole fd00:10::/122 proto 117']);
+    expect(d.changes).toContain('delete vxlan-v6.tabby (no IPv6 pool uses VXLAN)');
+    expect(d.fdb).toEqual([]);
+  });
+
+  it('a changed v6 local address recreates only the v6 device, and names it', () => {
+    const have = stateAfter(EMPTY, v6());
+    have.vxlanV6 = { ...have.vxlanV6!, local: '2001:db8:10::99' };
+    const d = diffOverlay(have, v6());
+    expect(d.changes[0]).toBe('recreate vxlan-v6.tabby: local 2001:db8:10::99 ≠ 2001:db8:10::11');
+    expect(lines(d.ip).filter((l) => l.includes('vxlan.tabby'))).toEqual([]);
+    expect(lines(d.fdb)).toHaveLength(1);
+  });
+});

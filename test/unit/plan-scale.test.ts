@@ -19,18 +19,21 @@ function referencePlan(r: ClusterResources, local: LocalNode): OverlayPlan {
     r.affinities.filter((a) => a.node === node).sort((a, b) => (a.cidr.ip.value < b.cidr.ip.value ? -1 : 1));
   const record = (name: string): NodeRecord => r.nodes.find((n) => n.name === name) ?? { name };
   const modeIn = (p: IPPool, encap: Encap) => (encap === 'vxlan' ? p.vxlanMode : p.ipipMode);
-  const tunnel = (n: NodeRecord, encap: Encap): Addr | undefined => {
-    const given = encap === 'vxlan' ? n.ipv4VXLANTunnelAddr : n.ipv4IPIPTunnelAddr;
+  const tunnel = (n: NodeRecord, encap: Encap, family: 4 | 6 = 4): Addr | undefined => {
+    const given =
+      family === 6 ? n.ipv6VXLANTunnelAddr : encap === 'vxlan' ? n.ipv4VXLANTunnelAddr : n.ipv4IPIPTunnelAddr;
     const first = blocks(n.name).find((b) => {
       const p = poolFor(b);
-      return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === 4 && modeIn(p, encap) !== 'Never';
+      return p && p.allowedUses.includes('Tunnel') && b.cidr.ip.family === family && modeIn(p, encap) !== 'Never';
     });
     return given ?? (first && offset(networkOf(first.cidr), 1n));
   };
   const mac = (n: NodeRecord) => n.vxlanTunnelMACAddr ?? vtepMacFor(n.name);
+  const mac6 = (n: NodeRecord) => n.vxlanTunnelMACAddrV6 ?? vtepMacFor(`${n.name}-v6`);
   const routes: PlannedRoute[] = [];
   const unreachable: Unreachable[] = [];
   const vteps: NodeRecord[] = [];
+  const vteps6: NodeRecord[] = [];
   for (const b of blocks(local.name)) {
     const reason = `block of this node (${local.name}): addresses not given to a pod are dropped here`;
     routes.push({ dst: formatCidr(b.cidr), kind: 'blackhole', pool: poolFor(b)?.name, reason });
@@ -43,26 +46,32 @@ function referencePlan(r: ClusterResources, local: LocalNode): OverlayPlan {
       const dst = formatCidr(b.cidr);
       if (!p) continue;
       const cannot = (reason: string) => unreachable.push({ peer: name, block: dst, reason });
-      if (b.cidr.ip.family === 6) {
-        cannot('IPv6 blocks are routed only by an underlay that knows pod addresses (tabby tunnels IPv4)');
+      const v6 = b.cidr.ip.family === 6;
+      const fam = v6 ? 'IPv6' : 'IPv4';
+      const field = v6 ? 'ipv6Address' : 'ipv4Address';
+      const mine = v6 ? local.address6 : local.address;
+      if (!mine) {
+        cannot(`this node (${local.name}) has no ${fam} address (no spec.bgp.${field}, none autodetected)`);
         continue;
       }
-      if (!peer.ipv4Address) {
-        cannot(`node ${name} has no IPv4 address in the datastore (no Node, or no spec.bgp.ipv4Address)`);
+      const theirs = v6 ? peer.ipv6Address : peer.ipv4Address;
+      if (!theirs) {
+        cannot(`node ${name} has no ${fam} address in the datastore (no Node, or no spec.bgp.${field})`);
         continue;
       }
-      const ip = formatIP(peer.ipv4Address.ip);
-      const same = contains(local.address, peer.ipv4Address.ip);
+      const ip = formatIP(theirs.ip);
+      const same = contains(mine, theirs.ip);
       const where = same
-        ? `${name} (${ip}) is in this node's subnet ${formatCidr(local.address)}`
-        : `${name} (${ip}) is in another subnet than ${formatCidr(local.address)}`;
+        ? `${name} (${ip}) is in this node's subnet ${formatCidr(mine)}`
+        : `${name} (${ip}) is in another subnet than ${formatCidr(mine)}`;
       const encap: Encap | undefined = p.vxlanMode !== 'Never' ? 'vxlan' : p.ipipMode !== 'Never' ? 'ipip' : undefined;
       const mode = encap ? modeIn(p, encap) : 'Never';
       if (!encap || (mode === 'CrossSubnet' && same)) {
         const how = encap ? `${encap} ${mode}` : 'not encapsulated';
         if (same) {
           const reason = `${where}, and pool ${p.name} is ${how}: routed directly`;
-          routes.push({ dst, kind: 'direct', via: ip, dev: local.parent, peer: name, pool: p.name, reason });
+          const dev = v6 ? local.parent6 : local.parent;
+          routes.push({ dst, kind: 'direct', via: ip, dev, peer: name, pool: p.name, reason });
         } else {
           cannot(
             `${where} and pool ${p.name} has no encapsulation (Never): ` +
@@ -79,49 +88,81 @@ function referencePlan(r: ClusterResources, local: LocalNode): OverlayPlan {
         routes.push({ dst, kind: 'ipip', via: ip, dev: 'tunl0', peer: name, pool: p.name, reason });
         continue;
       }
-      const t = tunnel(peer, 'vxlan');
+      const t = tunnel(peer, 'vxlan', v6 ? 6 : 4);
       if (!t) {
-        cannot(`node ${name} has no VXLAN tunnel address (no block in a VXLAN pool, no ipv4VXLANTunnelAddr)`);
+        cannot(
+          v6
+            ? `node ${name} has no IPv6 VXLAN tunnel address (no block in an IPv6 VXLAN pool, no ipv6VXLANTunnelAddr)`
+            : `node ${name} has no VXLAN tunnel address (no block in a VXLAN pool, no ipv4VXLANTunnelAddr)`,
+        );
         continue;
       }
-      routes.push({ dst, kind: 'vxlan', via: formatIP(t), dev: 'vxlan.tabby', peer: name, pool: p.name, reason });
-      if (!vteps.includes(peer)) vteps.push(peer);
+      const dev = v6 ? 'vxlan-v6.tabby' : 'vxlan.tabby';
+      routes.push({ dst, kind: 'vxlan', via: formatIP(t), dev, peer: name, pool: p.name, reason });
+      const list = v6 ? vteps6 : vteps;
+      if (!list.includes(peer)) list.push(peer);
     }
   }
   const hasBlocks = (p: IPPool) => r.affinities.some((a) => contains(p.cidr, a.cidr.ip));
-  const live = r.pools.filter((p) => p.cidr.ip.family === 4 && (!p.disabled || hasBlocks(p)));
-  const useVxlan = live.some((p) => p.vxlanMode !== 'Never');
-  const useIpip = live.some((p) => p.ipipMode !== 'Never');
-  const mtu = local.hostMtu - Math.max(useVxlan ? 50 : 0, useIpip ? 20 : 0);
+  const live = r.pools.filter((p) => !p.disabled || hasBlocks(p));
+  const live4 = live.filter((p) => p.cidr.ip.family === 4);
+  const useVxlan = live4.some((p) => p.vxlanMode !== 'Never');
+  const useIpip = live4.some((p) => p.ipipMode !== 'Never');
+  const useVxlan6 = live.some((p) => p.cidr.ip.family === 6 && p.vxlanMode !== 'Never');
+  const mtu = local.hostMtu - Math.max(useVxlan ? 50 : 0, useIpip ? 20 : 0, useVxlan6 ? 70 : 0);
   const self = record(local.name);
-  const own = (encap: Encap) => ((a) => a && formatIP(a))(tunnel(self, encap));
-  const warning = `${local.name} has no block in a VXLAN pool and no ipv4VXLANTunnelAddr: vxlan.tabby gets no address`;
-  return {
-    node: { name: local.name, address: formatCidr(local.address), parent: local.parent },
+  const own = (encap: Encap, family: 4 | 6 = 4) => ((a) => a && formatIP(a))(tunnel(self, encap, family));
+  const warnings: string[] = [];
+  const vx4 = useVxlan && local.address;
+  const vx6 = useVxlan6 && local.address6 && local.parent6;
+  if (useVxlan && !local.address) warnings.push(`${local.name} has no IPv4 address: vxlan.tabby is not created`);
+  if (vx4 && !own('vxlan'))
+    warnings.push(`${local.name} has no block in a VXLAN pool and no ipv4VXLANTunnelAddr: vxlan.tabby gets no address`);
+  if (useVxlan6 && !vx6)
+    warnings.push(
+      `${local.name} has no IPv6 address (no spec.bgp.ipv6Address, none autodetected): vxlan-v6.tabby is not created`,
+    );
+  if (vx6 && !own('vxlan', 6))
+    warnings.push(
+      `${local.name} has no block in an IPv6 VXLAN pool and no ipv6VXLANTunnelAddr: vxlan-v6.tabby gets no address`,
+    );
+  const device = (name: string, parent: string, address: Cidr, m: string, tunnelAddr: string | undefined) => ({
+    device: name,
+    vni: 4096,
+    port: 4789,
+    parent,
+    local: formatIP(address.ip),
+    mac: m,
+    address: tunnelAddr,
     mtu,
-    vxlan: useVxlan
-      ? {
-          device: 'vxlan.tabby',
-          vni: 4096,
-          port: 4789,
-          parent: local.parent,
-          local: formatIP(local.address.ip),
-          mac: mac(self),
-          address: own('vxlan'),
-          mtu,
-        }
-      : undefined,
+  });
+  return {
+    node: {
+      name: local.name,
+      ...(local.address ? { address: formatCidr(local.address) } : {}),
+      parent: local.parent,
+      ...(local.address6 ? { address6: formatCidr(local.address6), parent6: local.parent6 } : {}),
+    },
+    mtu,
+    vxlan: vx4 ? device('vxlan.tabby', local.parent, local.address!, mac(self), own('vxlan')) : undefined,
+    ...(vx6 ? { vxlanV6: device('vxlan-v6.tabby', local.parent6!, local.address6!, mac6(self), own('vxlan', 6)) } : {}),
     ipip: useIpip ? { device: 'tunl0', address: own('ipip'), mtu } : undefined,
     routes,
     fdb: vteps.map((p) => ({ mac: mac(p), dst: formatIP(p.ipv4Address!.ip), peer: p.name })),
     neighbours: vteps.map((p) => ({ ip: formatIP(tunnel(p, 'vxlan')!), mac: mac(p), peer: p.name })),
+    fdbV6: vteps6.map((p) => ({ mac: mac6(p), dst: formatIP(p.ipv6Address!.ip), peer: p.name })),
+    neighboursV6: vteps6.map((p) => ({ ip: formatIP(tunnel(p, 'vxlan', 6)!), mac: mac6(p), peer: p.name })),
     nat: {
       allPools: r.pools.map((p) => formatCidr(p.cidr)),
       natPools: r.pools.filter((p) => p.natOutgoing).map((p) => formatCidr(p.cidr)),
-      tunnelDevices: [...(useVxlan ? ['vxlan.tabby'] : []), ...(useIpip ? ['tunl0'] : [])],
+      tunnelDevices: [
+        ...(vx4 ? ['vxlan.tabby'] : []),
+        ...(vx6 ? ['vxlan-v6.tabby'] : []),
+        ...(useIpip ? ['tunl0'] : []),
+      ],
     },
     unreachable,
-    warnings: useVxlan && !own('vxlan') ? [warning] : [],
+    warnings,
   };
 }
 /** A small deterministic random source, so the mixed cluster is the same on every run. */
@@ -149,6 +190,8 @@ function mixedCluster(nodes: number, seed: number): ClusterResources {
     pool('workload-only', '10.40.0.0/16', { vxlanMode: 'Always', allowedUses: ['Workload'] }),
     pool('old', '10.50.0.0/16', { ipipMode: 'Always', disabled: true }),
     pool('v6', 'fd00::/48', { vxlanMode: 'Always', blockSize: 122 }),
+    pool('v6x', 'fd00:1::/48', { vxlanMode: 'CrossSubnet', blockSize: 122, natOutgoing: true }),
+    pool('v6n', 'fd00:2::/48', { blockSize: 122 }),
   ];
   const next = new Map<IPPool, number>();
   const blockOf = (p: IPPool): Cidr => {
@@ -168,6 +211,11 @@ function mixedCluster(nodes: number, seed: number): ClusterResources {
     if (rnd(8) === 0) rec.ipv4VXLANTunnelAddr = parseIP(`10.99.1.${i + 1}`)!;
     if (rnd(8) === 0) rec.ipv4IPIPTunnelAddr = parseIP(`10.99.2.${i + 1}`)!;
     if (rnd(8) === 0) rec.vxlanTunnelMACAddr = `66:00:00:00:00:${(i & 255).toString(16).padStart(2, '0')}`;
+    // IPv6: in one of two /64s, as a /128 (never the same subnet), or none
+    const v6 = rnd(4);
+    if (v6 < 3) rec.ipv6Address = cidr(`2001:db8:${v6 === 1 ? 2 : 1}::${i + 1}/${v6 === 2 ? 128 : 64}`);
+    if (rnd(8) === 0) rec.ipv6VXLANTunnelAddr = parseIP(`fd99::${i + 1}`)!;
+    if (rnd(8) === 0) rec.vxlanTunnelMACAddrV6 = `66:00:00:00:06:${(i & 255).toString(16).padStart(2, '0')}`;
     if (kind !== 9) records.push(rec); // no Node record: blocks only
     // a second record: the first counts
     if (rnd(12) === 0) records.push({ name, ipv4Address: cidr('192.168.3.1/24') });
@@ -186,12 +234,16 @@ function mixedCluster(nodes: number, seed: number): ClusterResources {
   return { pools, nodes: records, affinities };
 }
 
-const localOf = (r: ClusterResources, name: string, fallback = '192.168.1.200/24'): LocalNode => ({
-  name,
-  address: r.nodes.find((n) => n.name === name)?.ipv4Address ?? cidr(fallback),
-  parent: 'eth0',
-  hostMtu: 1500,
-});
+const localOf = (r: ClusterResources, name: string, fallback = '192.168.1.200/24'): LocalNode => {
+  const rec = r.nodes.find((n) => n.name === name);
+  return {
+    name,
+    address: rec?.ipv4Address ?? cidr(fallback),
+    parent: 'eth0',
+    ...(rec?.ipv6Address ? { address6: rec.ipv6Address, parent6: 'eth1' } : {}),
+    hostMtu: 1500,
+  };
+};
 
 describe('planOverlay equals the plain reference', () => {
   it.each([1, 2, 3])('on a mixed cluster of 80 nodes (seed %i), for every node and for strangers', (seed) => {
@@ -203,6 +255,19 @@ describe('planOverlay equals the plain reference', () => {
       const want = referencePlan(r, local);
       expect(got).toEqual(want);
       expect(JSON.stringify(got)).toBe(JSON.stringify(want));
+    }
+  });
+
+  it('for nodes with only IPv6 or only IPv4 underlay addresses', () => {
+    const r = mixedCluster(80, 9);
+    for (const name of ['node-001', 'node-010', 'node-042', 'node-absent']) {
+      const { address: _v4, ...v6only } = localOf(r, name);
+      const only6: LocalNode = { ...v6only, address6: cidr('2001:db8:1::fe/64'), parent6: 'eth1' };
+      const only4: LocalNode = { name, address: cidr('192.168.1.201/24'), parent: 'eth0', hostMtu: 1500 };
+      for (const local of [only6, only4]) {
+        const got = planOverlay(r, local);
+        expect(JSON.stringify(got)).toBe(JSON.stringify(referencePlan(r, local)));
+      }
     }
   });
 

@@ -288,17 +288,27 @@ describe('planOverlay, MTU with several pools', () => {
     expect(p.nat.tunnelDevices).toEqual(['vxlan.tabby', 'tunl0']);
   });
 
-  it('ignores disabled and IPv6 pools with nothing routed through them', () => {
+  it('ignores disabled pools with nothing routed through them', () => {
     const r = cluster(
       {},
       {
         extraPools: [
           pool('old', '10.9.0.0/16', { vxlanMode: 'Always', disabled: true }),
-          pool('v6', 'fd00::/48', { vxlanMode: 'Always', blockSize: 122 }),
+          pool('old6', 'fd00::/48', { vxlanMode: 'Always', blockSize: 122, disabled: true }),
         ],
       },
     );
     expect(planOverlay(r, A).mtu).toBe(1500);
+  });
+
+  it('an IPv6 VXLAN pool in use takes 70 (its overhead) from every tunnel and the pods', () => {
+    const r = cluster(
+      { vxlanMode: 'CrossSubnet' },
+      { extraPools: [pool('v6', 'fd00::/48', { vxlanMode: 'Always', blockSize: 122 })] },
+    );
+    const p = planOverlay(r, { ...A, address6: cidr('2001:db8:10::11/64'), parent6: 'eth0' });
+    expect([p.mtu, p.vxlan?.mtu, p.vxlanV6?.mtu]).toEqual([1430, 1430, 1430]);
+    expect(planOverlay({ ...r, pools: [r.pools[0], { ...r.pools[1], vxlanMode: 'Never' }] }, A).mtu).toBe(1450);
   });
 });
 
@@ -336,13 +346,19 @@ describe('planOverlay, edge cases', () => {
     expect(q.ipip?.device).toBe('tunl0');
   });
 
-  it('IPv6 blocks are not tunnelled: unreachable, saying why', () => {
+  it('IPv6 blocks on a node without an IPv6 address: unreachable, saying why', () => {
     const r = cluster(
       { vxlanMode: 'Always' },
       { extraPools: [pool('v6', 'fd00::/48', { blockSize: 122 })], extraBlocks: [aff('node-b', 'fd00::40/122')] },
     );
     const p = planOverlay(r, A);
-    expect(p.unreachable).toEqual([{ peer: 'node-b', block: 'fd00::40/122', reason: expect.stringMatching(/IPv6/) }]);
+    expect(p.unreachable).toEqual([
+      {
+        peer: 'node-b',
+        block: 'fd00::40/122',
+        reason: 'this node (node-a) has no IPv6 address (no spec.bgp.ipv6Address, none autodetected)',
+      },
+    ]);
   });
 
   it('a node with no block in a VXLAN pool gets a warning and an address-less device', () => {
@@ -388,5 +404,197 @@ describe('planOverlay, NAT sets', () => {
   it('has no NAT pools when no pool sets natOutgoing', () => {
     const p = planOverlay(cluster({ natOutgoing: false }), A);
     expect(p.nat).toEqual({ allPools: ['10.244.0.0/16'], natPools: [], tunnelDevices: [] });
+  });
+});
+
+/**
+ * IPv6 over an IPv6 underlay: a and b on 2001:db8:10::/64, c on 2001:db8:20::/64; one /122 block each of
+ * fd00:10::/48, c has two. `v4` adds the IPv4 cluster of the tests above (dual stack).
+ */
+function cluster6(p: Partial<IPPool>, o: { v4?: Partial<IPPool>; nodes?: NodeRecord[] } = {}): ClusterResources {
+  const v6: IPPool = pool('pool-6', 'fd00:10::/48', { blockSize: 122, natOutgoing: true, ...p });
+  const base = o.v4 ? cluster(o.v4) : { pools: [], nodes: [], affinities: [] };
+  const nodes =
+    o.nodes ??
+    (
+      [
+        ['node-a', '192.168.10.11/24', '2001:db8:10::11/64'],
+        ['node-b', '192.168.10.12/24', '2001:db8:10::12/64'],
+        ['node-c', '192.168.20.13/24', '2001:db8:20::13/64'],
+      ] as const
+    ).map(([n, a4, a6]) => nodeRec(n, o.v4 ? a4 : undefined, { ipv6Address: cidr(a6) }));
+  return {
+    pools: [...base.pools, v6],
+    nodes,
+    affinities: [
+      ...base.affinities,
+      aff('node-c', 'fd00:10::c0/122'),
+      aff('node-a', 'fd00:10::/122'),
+      aff('node-b', 'fd00:10::40/122'),
+      aff('node-c', 'fd00:10::80/122'),
+    ],
+  };
+}
+/** node-a of a pure IPv6 cluster: no IPv4 address at all. */
+const A6: LocalNode = {
+  name: 'node-a',
+  parent: 'eth0',
+  address6: cidr('2001:db8:10::11/64'),
+  parent6: 'eth0',
+  hostMtu: 1500,
+};
+const macV6 = (n: string) => vtepMacFor(`${n}-v6`);
+
+describe('planOverlay, IPv6 VXLAN Always (pure IPv6)', () => {
+  const p = planOverlay(cluster6({ vxlanMode: 'Always' }), A6);
+
+  it("routes every remote v6 block via the peer's v6 tunnel address on vxlan-v6.tabby, onlink, and blackholes its own", () => {
+    expect(lines(p)).toEqual([
+      'blackhole fd00:10::/122',
+      'fd00:10::40/122 via fd00:10::41 dev vxlan-v6.tabby [vxlan node-b]',
+      'fd00:10::80/122 via fd00:10::81 dev vxlan-v6.tabby [vxlan node-c]',
+      'fd00:10::c0/122 via fd00:10::81 dev vxlan-v6.tabby [vxlan node-c]',
+    ]);
+    expect(p.unreachable).toEqual([]);
+    expect(p.warnings).toEqual([]);
+  });
+
+  it('has one permanent FDB entry (at the v6 node address) and one neighbour per peer, MAC 66 + sha1(name-v6)', () => {
+    expect(macV6('remotehostname')).toBe('66:a0:68:c9:4c:79'); // Felix's test vector
+    expect(p.fdbV6).toEqual([
+      { mac: macV6('node-b'), dst: '2001:db8:10::12', peer: 'node-b' },
+      { mac: macV6('node-c'), dst: '2001:db8:20::13', peer: 'node-c' },
+    ]);
+    expect(p.neighboursV6).toEqual([
+      { ip: 'fd00:10::41', mac: macV6('node-b'), peer: 'node-b' },
+      { ip: 'fd00:10::81', mac: macV6('node-c'), peer: 'node-c' },
+    ]);
+    expect([p.fdb, p.neighbours]).toEqual([[], []]);
+  });
+
+  it('describes vxlan-v6.tabby: local = v6 node address, its own MAC and tunnel address, MTU host - 70; no v4 device', () => {
+    expect(p.vxlanV6).toEqual({
+      device: 'vxlan-v6.tabby',
+      vni: 4096,
+      port: 4789,
+      parent: 'eth0',
+      local: '2001:db8:10::11',
+      mac: macV6('node-a'),
+      address: 'fd00:10::1',
+      mtu: 1430,
+    });
+    expect(p.mtu).toBe(1430);
+    expect(p.vxlan).toBeUndefined();
+    expect(p.nat.tunnelDevices).toEqual(['vxlan-v6.tabby']);
+    expect(p.node).toEqual({ name: 'node-a', parent: 'eth0', address6: '2001:db8:10::11/64', parent6: 'eth0' });
+  });
+
+  it('uses the v6 MAC and tunnel address of a Node record when given', () => {
+    const nodes = cluster6({}).nodes.map((n) =>
+      n.name === 'node-b'
+        ? { ...n, vxlanTunnelMACAddrV6: '66:00:00:00:06:0b', ipv6VXLANTunnelAddr: parseIP('fd00:10::77')! }
+        : n,
+    );
+    const q = planOverlay(cluster6({ vxlanMode: 'Always' }, { nodes }), A6);
+    expect(route(q, 'fd00:10::40/122').via).toBe('fd00:10::77');
+    expect(q.fdbV6[0]).toEqual({ mac: '66:00:00:00:06:0b', dst: '2001:db8:10::12', peer: 'node-b' });
+    expect(q.neighboursV6[0]).toEqual({ ip: 'fd00:10::77', mac: '66:00:00:00:06:0b', peer: 'node-b' });
+  });
+});
+
+describe('planOverlay, IPv6 VXLAN CrossSubnet', () => {
+  it('with a /64 node address: same-subnet peer direct on the parent, other subnet through vxlan-v6.tabby', () => {
+    const p = planOverlay(cluster6({ vxlanMode: 'CrossSubnet' }), A6);
+    expect(lines(p)).toEqual([
+      'blackhole fd00:10::/122',
+      'fd00:10::40/122 via 2001:db8:10::12 dev eth0 [direct node-b]',
+      'fd00:10::80/122 via fd00:10::81 dev vxlan-v6.tabby [vxlan node-c]',
+      'fd00:10::c0/122 via fd00:10::81 dev vxlan-v6.tabby [vxlan node-c]',
+    ]);
+    expect(route(p, 'fd00:10::40/122').reason).toMatch(
+      /node-b \(2001:db8:10::12\) is in this node's subnet 2001:db8:10::11\/64/,
+    );
+    expect(route(p, 'fd00:10::80/122').reason).toMatch(
+      /another subnet than 2001:db8:10::11\/64, so it goes through the tunnel/,
+    );
+    expect(p.fdbV6.map((f) => f.peer)).toEqual(['node-c']);
+    expect(p.neighboursV6.map((f) => f.peer)).toEqual(['node-c']);
+    expect(p.mtu).toBe(1430);
+  });
+
+  it('with a /128 node address, nothing is the same subnet: every peer through the tunnel', () => {
+    const p = planOverlay(cluster6({ vxlanMode: 'CrossSubnet' }), { ...A6, address6: cidr('2001:db8:10::11/128') });
+    expect(p.routes.filter((r) => r.kind === 'vxlan').map((r) => r.peer)).toEqual(['node-b', 'node-c', 'node-c']);
+    expect(route(p, 'fd00:10::40/122').reason).toMatch(/another subnet than 2001:db8:10::11\/128/);
+    expect(p.fdbV6.map((f) => f.peer)).toEqual(['node-b', 'node-c']);
+  });
+
+  it('a pure IPv6 cluster still installs routes (Calico #9403: the v4 check made everything same-subnet)', () => {
+    const p = planOverlay(cluster6({ vxlanMode: 'CrossSubnet' }), A6);
+    expect(p.routes.some((r) => r.kind === 'vxlan')).toBe(true);
+  });
+});
+
+describe('planOverlay, IPv6 Never', () => {
+  it('routes same-subnet v6 peers directly, other subnets are unreachable; no device, host MTU', () => {
+    const p = planOverlay(cluster6({}), A6);
+    expect(lines(p)).toEqual([
+      'blackhole fd00:10::/122',
+      'fd00:10::40/122 via 2001:db8:10::12 dev eth0 [direct node-b]',
+    ]);
+    expect(p.unreachable.map((u) => u.block)).toEqual(['fd00:10::80/122', 'fd00:10::c0/122']);
+    expect(p.unreachable[0].reason).toMatch(/node-c \(2001:db8:20::13\) is in another subnet.*Never/);
+    expect(p.vxlanV6).toBeUndefined();
+    expect([p.mtu, p.fdbV6, p.neighboursV6, p.nat.tunnelDevices]).toEqual([1500, [], [], []]);
+  });
+});
+
+describe('planOverlay, dual stack', () => {
+  const local: LocalNode = { ...A, address6: cidr('2001:db8:10::11/64'), parent6: 'eth0' };
+  const p = planOverlay(cluster6({ vxlanMode: 'CrossSubnet' }, { v4: { vxlanMode: 'CrossSubnet' } }), local);
+
+  it('carries v4 blocks over the v4 underlay and v6 blocks over the v6 one, each with its own device', () => {
+    expect(lines(p)).toEqual([
+      'blackhole 10.244.1.0/24',
+      'blackhole fd00:10::/122',
+      '10.244.2.0/24 via 192.168.10.12 dev eth0 [direct node-b]',
+      'fd00:10::40/122 via 2001:db8:10::12 dev eth0 [direct node-b]',
+      '10.244.3.0/24 via 10.244.3.1 dev vxlan.tabby [vxlan node-c]',
+      '10.244.4.0/24 via 10.244.3.1 dev vxlan.tabby [vxlan node-c]',
+      'fd00:10::80/122 via fd00:10::81 dev vxlan-v6.tabby [vxlan node-c]',
+      'fd00:10::c0/122 via fd00:10::81 dev vxlan-v6.tabby [vxlan node-c]',
+    ]);
+    expect(p.fdb).toEqual([{ mac: vtepMacFor('node-c'), dst: '192.168.20.13', peer: 'node-c' }]);
+    expect(p.fdbV6).toEqual([{ mac: macV6('node-c'), dst: '2001:db8:20::13', peer: 'node-c' }]);
+    expect(p.vxlan).toMatchObject({ local: '192.168.10.11', address: '10.244.1.1', mtu: 1430 });
+    expect(p.vxlanV6).toMatchObject({ local: '2001:db8:10::11', address: 'fd00:10::1', mtu: 1430 });
+    expect(p.nat.tunnelDevices).toEqual(['vxlan.tabby', 'vxlan-v6.tabby']);
+    expect(p.node).toEqual({
+      name: 'node-a',
+      address: '192.168.10.11/24',
+      parent: 'eth0',
+      address6: '2001:db8:10::11/64',
+      parent6: 'eth0',
+    });
+  });
+
+  it('a node without an IPv6 address keeps IPv4 working, and says why IPv6 is not carried', () => {
+    const q = planOverlay(cluster6({ vxlanMode: 'Always' }, { v4: { vxlanMode: 'Always' } }), A);
+    expect(q.vxlan?.device).toBe('vxlan.tabby');
+    expect(q.vxlanV6).toBeUndefined();
+    expect(q.routes.filter((r) => r.kind === 'vxlan').every((r) => r.dev === 'vxlan.tabby')).toBe(true);
+    expect(q.unreachable.map((u) => u.block)).toEqual(['fd00:10::40/122', 'fd00:10::80/122', 'fd00:10::c0/122']);
+    expect(q.warnings).toEqual([expect.stringMatching(/node-a has no IPv6 address.*vxlan-v6\.tabby is not created/)]);
+  });
+
+  it('a peer without an IPv6 address: its v6 blocks are unreachable, its v4 ones routed', () => {
+    const r = cluster6({ vxlanMode: 'Always' }, { v4: { vxlanMode: 'Always' } });
+    r.nodes = r.nodes.map((n) => (n.name === 'node-b' ? { ...n, ipv6Address: undefined } : n));
+    const q = planOverlay(r, local);
+    expect(q.unreachable).toEqual([
+      { peer: 'node-b', block: 'fd00:10::40/122', reason: expect.stringMatching(/node node-b has no IPv6 address/) },
+    ]);
+    expect(route(q, '10.244.2.0/24').kind).toBe('vxlan');
+    expect(q.fdbV6.map((f) => f.peer)).toEqual(['node-c']);
   });
 });
