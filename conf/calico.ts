@@ -1,6 +1,6 @@
 import { Cidr, formatCidr, hasHostBits, networkOf, overlaps, parseCidr, parseIP, Addr } from '../lib/net/addr';
 import { CniError, Code } from '../lib/cni/errors';
-import { isObj, Obj } from './fields';
+import { isObj, Obj, shown } from './fields';
 import { selectorProblem } from './selector';
 
 /**
@@ -101,20 +101,19 @@ class Fields {
   str(key: string): string | undefined {
     const v = this.o[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') throw this.err(key, `must be a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string') throw this.err(key, `must be a string, got ${shown(v)}`);
     return v;
   }
   bool(key: string): boolean | undefined {
     const v = this.o[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'boolean') throw this.err(key, `must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') throw this.err(key, `must be true or false, got ${shown(v)}`);
     return v;
   }
   int(key: string): number | undefined {
     const v = this.o[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v))
-      throw this.err(key, `must be an integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.err(key, `must be an integer, got ${shown(v)}`);
     return v;
   }
   mode(key: string): EncapMode {
@@ -482,6 +481,10 @@ export async function documentsFromText(text: string): Promise<unknown[]> {
   const list = Array.isArray(docs) ? docs : [docs];
   return list.map((d, i) => {
     if (d.errors.length) throw new ClusterFileError(`document ${i + 1}`, '(YAML)', d.errors[0].message);
-    return d.toJS();
+    try {
+      return d.toJS(); // throws on an alias bomb (yaml's guard against resource exhaustion)
+    } catch (e) {
+      throw new ClusterFileError(`document ${i + 1}`, '(YAML)', (e as Error).message);
+    }
   });
 }

@@ -109,8 +109,14 @@ export class DocumentCache {
         const own = detach(chunks[i]);
         const d = parseDocument(own);
         // A whole parse names the document and the line in the file, as a one-shot parse does.
-        if (d.errors.length) return this.whole(text);
-        const entry = { text: own, doc: deepFreeze(d.toJS()) };
+        let doc: unknown;
+        try {
+          doc = d.errors.length ? undefined : d.toJS(); // toJS throws on an alias bomb
+        } catch {
+          doc = undefined;
+        }
+        if (doc === undefined) return this.whole(text);
+        const entry = { text: own, doc: deepFreeze(doc) };
         next.set(own, entry);
         order[i] = entry;
         docs[i] = entry.doc;

@@ -14,7 +14,7 @@
 import { configError } from '../lib/cni/errors';
 import { CniEnv } from '../lib/cni/env';
 import { Addr, formatIP, parseIP } from '../lib/net/addr';
-import { isObj, Obj, optArr, optObj } from '../conf/fields';
+import { isObj, Obj, optArr, optObj, shown } from '../conf/fields';
 
 export type Family = 4 | 6;
 
@@ -53,16 +53,15 @@ function stringList(annotations: Obj, key: string): string[] | undefined {
   const raw = annotations[key];
   if (raw === undefined || raw === null || raw === '') return undefined;
   const field = annotationField(key);
-  if (typeof raw !== 'string')
-    throw configError(field, `must be a string holding a JSON list, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'string') throw configError(field, `must be a string holding a JSON list, got ${shown(raw)}`);
   let list: unknown;
   try {
     list = JSON.parse(raw);
   } catch {
-    throw configError(field, `${JSON.stringify(raw)} is not JSON (a list of strings, e.g. ["10.244.1.5"])`);
+    throw configError(field, `${shown(raw)} is not JSON (a list of strings, e.g. ["10.244.1.5"])`);
   }
   if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.trim() === ''))
-    throw configError(field, `${JSON.stringify(raw)} is not a JSON list of non-empty strings`);
+    throw configError(field, `${shown(raw)} is not a JSON list of non-empty strings`);
   return list.length ? (list as string[]).map((s) => s.trim()) : undefined;
 }
 

@@ -25,7 +25,7 @@ function etcdOf(args: { config: string }) {
 }
 
 /** The documents of a file, each a resource (List kinds unrolled), validated alone and together. */
-async function readManifest(
+export async function readManifest(
   file: string,
 ): Promise<{ docs: { kind: ResourceKind; name: string; doc: object }[]; r: ClusterResources }> {
   const text = readText(file);

@@ -1,9 +1,12 @@
 import { log } from '../../lib/log';
+import { CniError, Code } from '../../lib/cni/errors';
 import { NetConf } from '../../conf/netconf';
 import { IpamClient } from '../../ipam/client';
 import { gcError } from '../../ipam/ipam';
 import { Attachment } from '../../lib/cni/attachment';
 import { hostVethName, listHostVeths, unwirePod } from '../../lib/dataplane/veth';
+
+const REFUSED: number[] = [Code.DecodingFailure, Code.InvalidNetworkConfig];
 
 const key = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
 
@@ -21,6 +24,8 @@ export async function collectGarbage(conf: NetConf, valid: Attachment[], ipam: I
     for (const a of outcome.garbage) doomed.add(hostVethName(a.containerId, a.ifname));
     errors.push(...outcome.errors.map((e) => `IPAM GC: ${e}`));
   } catch (e) {
+    // An IPAM config that cannot be read changes nothing: no veth goes either (it is no error along the way).
+    if (e instanceof CniError && REFUSED.includes(e.code)) throw e;
     errors.push(`IPAM GC: ${(e as Error).message}`);
   }
   try {

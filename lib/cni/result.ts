@@ -116,7 +116,13 @@ export function fromAny(raw: unknown, field = 'prevResult'): Result {
       if (!fam) continue;
       if (typeof fam.ip !== 'string') throw new CniError(Code.DecodingFailure, `${field}.${key}.ip: missing`);
       r.ips.push({ address: fam.ip, ...(fam.gateway ? { gateway: fam.gateway } : {}) });
-      for (const rt of fam.routes ?? []) r.routes.push({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) });
+      const routes: unknown = fam.routes ?? [];
+      if (!Array.isArray(routes)) throw new CniError(Code.DecodingFailure, `${field}.${key}.routes: not a list`);
+      routes.forEach((rt, n) => {
+        if (typeof rt?.dst !== 'string')
+          throw new CniError(Code.DecodingFailure, `${field}.${key}.routes[${n}].dst: missing`);
+        r.routes!.push({ dst: rt.dst, ...(rt.gw ? { gw: rt.gw } : {}) });
+      });
     }
     if (o.dns) r.dns = o.dns as DNS;
     return r;
