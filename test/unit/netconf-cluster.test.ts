@@ -20,6 +20,7 @@ describe('parseNetConf cluster keys', () => {
       ipAutodetectionMethod: undefined,
       natBackend: 'auto',
       stateDir: '/run/tabby',
+      checksumOffloadBroken: false, // this kernel is newer than 5.7
     });
     expect(DEFAULT_STATE_DIR).toBe('/run/tabby');
   });
@@ -31,6 +32,7 @@ describe('parseNetConf cluster keys', () => {
         ipAutodetectionMethod: 'interface=eth.*',
         natBackend: 'iptables',
         stateDir: '/tmp/tabby-a',
+        featureDetectOverride: 'ChecksumOffloadBroken=true',
       }),
     ).toEqual({
       file: '/etc/tabby/cluster.yaml',
@@ -38,6 +40,7 @@ describe('parseNetConf cluster keys', () => {
       ipAutodetectionMethod: 'interface=eth.*',
       natBackend: 'iptables',
       stateDir: '/tmp/tabby-a',
+      checksumOffloadBroken: true,
     });
     expect(cluster({ natBackend: 'nftables' })?.natBackend).toBe('nftables');
     expect(cluster({ ipAutodetectionMethodV6: 'interface=eth1' })?.ipAutodetectionMethodV6).toBe('interface=eth1');
