@@ -193,7 +193,7 @@ async function check(o: Opts): Promise<number> {
         gone: gone.map((j) => toJson(j.r, { hostVeth: j.veth })),
         unknown: unknown.map((j) => toJson(j.r, { reason: 'legacy reservation without an interface name' })),
         notChecked: skipped,
-        outsideNodeBlocks: foreign,
+        ...(blocks ? { outsideNodeBlocks: foreign } : {}),
       }) + '\n',
     );
   } else {

@@ -28,7 +28,14 @@ async function kernelState(n: SimNode): Promise<string> {
       ['/usr/sbin/nft', ['list', 'ruleset']],
     ].map(([cmd, args]) => nsExec(n.ns, cmd as string, args as string[]).then((r) => r.stdout)),
   );
-  return parts.join('\n---\n');
+  // IPv6 link-local addresses settle on their own (duplicate address detection, then their local
+  // routes): the kernel's doing, not tabby's, so they are left out
+  return parts
+    .join('\n---\n')
+    .split('\n')
+    .filter((l) => !/\bfe80::/.test(l))
+    .map((l) => l.replace(/ tentative\b/, ''))
+    .join('\n');
 }
 
 /** Every pod reaches every other pod. */
