@@ -3,19 +3,11 @@ import type { DesiredOverlay } from '../../lib/dataplane/desired';
 import type { OverlayState } from '../../lib/dataplane/kernel';
 import { overlayDrift } from '../../lib/dataplane/drift';
 import { stateAfter } from '../../lib/dataplane/overlay-diff';
+import { desiredVxlan } from '../helpers/fixtures';
 import { compareTables, parseNftTable, renderedTables } from '../../lib/dataplane/nat-drift';
 
 const want: DesiredOverlay = {
-  vxlan: {
-    device: 'vxlan.tabby',
-    vni: 4096,
-    port: 4789,
-    parent: 'eth0',
-    local: '192.168.10.11',
-    mac: '66:aa:bb:cc:dd:ee',
-    address: '10.244.1.1',
-    mtu: 1450,
-  },
+  vxlan: desiredVxlan(),
   routes: [
     { dst: '10.244.1.0/24', kind: 'blackhole' },
     { dst: '10.244.2.0/24', kind: 'vxlan', via: '10.244.2.1', dev: 'vxlan.tabby' },

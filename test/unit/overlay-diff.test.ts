@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DesiredOverlay, DesiredVxlan } from '../../lib/dataplane/desired';
+import { DesiredOverlay } from '../../lib/dataplane/desired';
 import { OverlayState, VxlanLink } from '../../lib/dataplane/kernel';
 import { diffOverlay, stateAfter, vxlanMismatch } from '../../lib/dataplane/overlay-diff';
+import { desiredVxlan } from '../helpers/fixtures';
 
 const NAT = { allPools: ['10.244.0.0/16'], natPools: ['10.244.0.0/16'], tunnelDevices: ['vxlan.tabby'] };
 
-const vxlan = (extra: Partial<DesiredVxlan> = {}): DesiredVxlan => ({
-  device: 'vxlan.tabby',
-  vni: 4096,
-  port: 4789,
-  parent: 'eth0',
-  local: '192.168.10.11',
-  mac: '66:aa:bb:cc:dd:ee',
-  address: '10.244.1.1',
-  mtu: 1450,
-  ...extra,
-});
+const vxlan = desiredVxlan;
 
 /** Node a with peers b (VXLAN) and c (direct), as the planner would ask. */
 function desired(extra: Partial<DesiredOverlay> = {}): DesiredOverlay {
