@@ -6,14 +6,14 @@ import * as os from 'node:os';
 import { CniError, Code } from '../cni/errors';
 import { ClusterConf } from '../../conf/netconf';
 import { ClusterResources } from '../../conf/calico';
-import { Addr, Cidr, formatCidr, formatIP, parseCidr } from '../net/addr';
+import { Addr, Cidr, formatCidr, formatIP } from '../net/addr';
 import { withDirLock } from '../../ipam/lock';
 import { ClusterIpam } from '../../ipam/config';
 import { Datastore } from '../datastore/datastore';
 import { ClusterFile } from '../datastore/cluster-file';
 import { EtcdDatastore } from '../datastore/etcd-datastore';
 import { claimBlock, claimPlan } from '../datastore/etcd-blocks';
-import { IpBatch, ipJson } from '../dataplane/iproute';
+import { IpBatch } from '../dataplane/iproute';
 import { routeReplace } from '../dataplane/kernel';
 import { hostMtu, ipipSupported } from '../dataplane/links';
 import { applyOverlay, ApplyOptions, ApplyReport } from '../dataplane/overlay';
@@ -21,16 +21,9 @@ import { readOverlayState } from '../dataplane/kernel';
 import { DriftItem, overlayDrift } from '../dataplane/drift';
 import { natDrift } from '../dataplane/nat-drift';
 import { IPIP_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE } from '../dataplane/devices';
-import {
-  autodetectAddress,
-  blocksOf,
-  HostAddress,
-  ipipTunnelAddr,
-  poolOf,
-  vxlanTunnelAddr,
-  vxlanV6TunnelAddr,
-} from './identity';
+import { blocksOf, HostAddress, ipipTunnelAddr, poolOf, vxlanTunnelAddr, vxlanV6TunnelAddr } from './identity';
 import { LocalNode, OverlayPlan, PeerPlans, planOverlay } from './plan';
+import { HostReading, HostView } from './host-view';
 import { ensureNodeRecord } from './registration';
 import { RefusedRead, refuseRead, refuseSelfAsPeer } from './guard';
 import {
@@ -83,13 +76,16 @@ export class ClusterContext {
   private readonly peerPlans = new PeerPlans();
   /** What the host was last read to hold (a long-running process re-plans with it). */
   private host?: HostReading;
+  private readonly hostView: HostView;
   /** Blocks kept out of the snapshot while they are being released (the agent's BlockReleaser). */
   readonly withheld = new Set<string>();
 
   constructor(
     readonly conf: ClusterConf,
     readonly datastore: Datastore = datastoreFor(conf),
-  ) {}
+  ) {
+    this.hostView = new HostView(conf);
+  }
 
   /** The etcd datastore, when the cluster is in etcd. */
   get etcd(): EtcdDatastore | undefined {
@@ -191,124 +187,31 @@ export class ClusterContext {
     }
   }
 
-  /** This node's underlay address and interface: from its Node record, or autodetected. */
-  async localNode(r?: ClusterResources, fresh = true, hostRead = false): Promise<LocalNode> {
-    r ??= await this.resources();
-    const name = this.conf.nodeName;
-    const record = r.nodes.find((n) => n.name === name);
-    if ((fresh && !hostRead) || !this.host) this.host = await this.readHost();
-    const host = this.host;
-    const addrs = host.addrs;
-    const v6 = await this.localNodeV6(r, record, host);
-    let address: Cidr | undefined;
-    let parent: string;
-    if (record?.ipv4Address) {
-      const want = record.ipv4Address;
-      address = want;
-      const on = addrs.find((a) => a.cidr.ip.family === 4 && a.cidr.ip.value === want.ip.value);
-      if (!on) {
-        throw new CniError(
-          Code.InvalidNetworkConfig,
-          `cluster file: Node ${name}: spec.bgp.ipv4Address ${formatCidr(address)} is on no interface of this host`,
-        );
-      }
-      parent = on.ifname;
-    } else if (v6 && pureIPv6(r)) {
-      // A pure IPv6 cluster needs no IPv4 address: one is used if found, for IPv4 blocks added later.
-      const found = await this.autodetect(addrs, await this.defaultDev(host)).catch(() => undefined);
-      address = found?.cidr;
-      parent = found?.ifname ?? v6.parent6;
-    } else {
-      ({ cidr: address, ifname: parent } = await this.autodetect(addrs, await this.defaultDev(host)));
-    }
-    return { name, address, parent, ...v6, hostMtu: hostMtu(fresh) };
-  }
-
   /**
-   * This node's IPv6 underlay address and interface: from its record (spec.bgp.ipv6Address), else
-   * autodetected (ipAutodetectionMethodV6) when the cluster has IPv6 pools. Required in a pure IPv6
-   * cluster; in a dual-stack one, a node without one carries IPv4 only (the plan says why).
+   * This node's underlay addresses and interfaces: from its Node record, or autodetected. With `fresh`,
+   * the host is read again (and its MTU); else what was read last is used.
    */
-  private async localNodeV6(
-    r: ClusterResources,
-    record: ClusterResources['nodes'][number] | undefined,
-    host: HostReading,
-  ): Promise<{ address6: Cidr; parent6: string } | undefined> {
-    const name = this.conf.nodeName;
-    const want = record?.ipv6Address;
-    if (want) {
-      const on = host.addrs.find((a) => a.cidr.ip.family === 6 && a.cidr.ip.value === want.ip.value);
-      if (!on) {
-        throw new CniError(
-          Code.InvalidNetworkConfig,
-          `cluster file: Node ${name}: spec.bgp.ipv6Address ${formatCidr(want)} is on no interface of this host`,
-        );
-      }
-      return { address6: want, parent6: on.ifname };
-    }
-    if (!r.pools.some((p) => p.cidr.ip.family === 6)) return undefined;
-    const found = await this.autodetect(host.addrs, await this.defaultDev(host, 6), 6).catch((e) => {
-      if (pureIPv6(r)) throw e;
-      return undefined;
-    });
-    return found && { address6: found.cidr, parent6: found.ifname };
-  }
-
-  /** What planning reads of the host: its addresses (and, for autodetection, the default route's device). */
-  private async readHost(): Promise<HostReading> {
-    return { addrs: await hostAddresses() };
-  }
-
-  /** The default route's device (of IPv4, or of IPv6), read once per host reading. */
-  private async defaultDev(host: HostReading, family: 4 | 6 = 4): Promise<string | undefined> {
-    const key = family === 4 ? 'defaultDev' : 'defaultDev6';
-    if (host[key] === undefined) {
-      const [def] = await ipJson<{ dev?: string }[]>([`-${family}`, 'route', 'show', 'default']);
-      host[key] = def?.dev ?? null;
-    }
-    return host[key] ?? undefined;
+  async localNode(r?: ClusterResources, fresh = true): Promise<LocalNode> {
+    r ??= await this.resources();
+    if (fresh || !this.host) this.host = await this.hostView.read();
+    return this.hostView.localNode(r, this.host, fresh);
   }
 
   /** This host's address by the autodetection method, whatever its Node record says (registration). */
-  async detectAddress(): Promise<HostAddress> {
-    const host = await this.readHost();
-    return this.autodetect(host.addrs, await this.defaultDev(host));
+  detectAddress(): Promise<HostAddress> {
+    return this.hostView.detect(4);
   }
 
   /** The same for IPv6 (ipAutodetectionMethodV6); undefined when the host has no such address. */
-  async detectAddress6(): Promise<HostAddress | undefined> {
-    const host = await this.readHost();
-    return this.autodetect(host.addrs, await this.defaultDev(host, 6), 6).catch(() => undefined);
-  }
-
-  private async autodetect(
-    addrs: HostAddress[],
-    defaultDev: string | undefined,
-    family: 4 | 6 = 4,
-  ): Promise<HostAddress> {
-    const method = family === 4 ? this.conf.ipAutodetectionMethod : this.conf.ipAutodetectionMethodV6;
-    let reachDev: string | undefined;
-    if (method?.startsWith('can-reach=')) {
-      const target = method.slice('can-reach='.length);
-      const [rt] = await ipJson<{ dev?: string }[]>(['route', 'get', target]).catch(() => []);
-      reachDev = rt?.dev;
-    }
-    const found = autodetectAddress(method, addrs, defaultDev, () => reachDev, family);
-    if (!found) {
-      throw new CniError(
-        Code.InvalidNetworkConfig,
-        `node ${this.conf.nodeName}: its Node record has no spec.bgp.ipv${family}Address and autodetection ` +
-          `(${method ?? 'first-found'}) found no IPv${family} address`,
-      );
-    }
-    return found;
+  detectAddress6(): Promise<HostAddress | undefined> {
+    return this.hostView.detect(6).catch(() => undefined);
   }
 
   /** The plan for this node, refused (RefusedRead) as an apply would refuse it. */
   async plan(): Promise<OverlayPlan> {
     const r = await this.resources();
-    this.guard(r, (this.host = await this.readHost()).addrs, 'agent');
-    const plan = planOverlay(r, await this.localNode(r, true, true));
+    this.guard(r, (this.host = await this.hostView.read()).addrs, 'agent');
+    const plan = planOverlay(r, await this.hostView.localNode(r, this.host, true));
     if (plan.ipip && !ipipSupported()) {
       plan.warnings.push(
         `a pool uses IPIP, and this kernel (${os.release()}) has no ipip support: ADD and reconcile will fail with code 104 until it has`,
@@ -363,11 +266,11 @@ export class ClusterContext {
     try {
       // Plan completely and check before the kernel is touched: a refused plan changes nothing.
       r = await this.resources();
-      if (fresh || !this.host) this.host = await this.readHost();
+      if (fresh || !this.host) this.host = await this.hostView.read();
       this.guard(r, this.host.addrs, how.writtenBy);
       ipam = this.blocksFrom(r);
       if (how.forPod && !this.etcd && ipam.blocks.length === 0) throw this.noBlock();
-      plan = planOverlay(r, await this.localNode(r, fresh, true), this.peerPlans);
+      plan = planOverlay(r, await this.hostView.localNode(r, this.host, fresh), this.peerPlans);
       if (this.conf.checksumOffloadBroken) plan.txChecksumOffloadOff = true;
     } catch (e) {
       if (e instanceof RefusedRead) this.noteRefusal(revision, e);
@@ -542,31 +445,6 @@ export class ClusterContext {
 /** The datastore a config names: its etcd, or its cluster file. */
 export function datastoreFor(conf: ClusterConf): Datastore {
   return conf.etcd ? new EtcdDatastore(conf.etcd) : new ClusterFile(conf.file!, conf.stateDir);
-}
-
-interface ShownAddresses {
-  ifname: string;
-  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
-}
-
-/** What a node reads of its host for planning: its addresses, and the default routes' devices once asked. */
-interface HostReading {
-  addrs: HostAddress[];
-  defaultDev?: string | null;
-  defaultDev6?: string | null;
-}
-
-/** A cluster whose pools are all IPv6: its nodes need no IPv4 address. */
-const pureIPv6 = (r: ClusterResources): boolean => r.pools.length > 0 && r.pools.every((p) => p.cidr.ip.family === 6);
-
-/** This host's IPv4 addresses (not host-scoped) and global IPv6 ones, with their interfaces. */
-async function hostAddresses(): Promise<HostAddress[]> {
-  const shown = await ipJson<ShownAddresses[]>(['address', 'show']);
-  return shown.flatMap((l) =>
-    (l.addr_info ?? [])
-      .filter((a) => (a.family === 'inet' && a.scope !== 'host') || (a.family === 'inet6' && a.scope === 'global'))
-      .map((a) => ({ ifname: l.ifname, cidr: parseCidr(`${a.local}/${a.prefixlen}`)! })),
-  );
 }
 
 function readFile(f: string): string | undefined {

@@ -4,8 +4,8 @@
 // stays as last applied, and every command says why.
 import type { ClusterResources } from '../../conf/calico';
 import { CniError, Code } from '../cni/errors';
-import { formatCidr, formatIP } from '../net/addr';
-import type { HostAddress } from './identity';
+import { Cidr, formatCidr, formatIP } from '../net/addr';
+import { clusterIndex, HostAddress } from './identity';
 
 /**
  * A datastore read this node will not apply. `code` is TryAgainLater for a datastore that may be fixed
@@ -62,20 +62,20 @@ export function refuseRead(r: ClusterResources, g: GuardInput): RefusedRead | un
  * overlay through this host itself.
  */
 export function refuseSelfAsPeer(r: ClusterResources, nodeName: string, host: HostAddress[]): RefusedRead | undefined {
-  const own = new Map(host.map((h) => [formatIP(h.cidr.ip), h.ifname]));
-  const clash = r.nodes.find(
-    (n) =>
-      n.name !== nodeName &&
-      ((n.ipv4Address && own.has(formatIP(n.ipv4Address.ip))) ||
-        (n.ipv6Address && own.has(formatIP(n.ipv6Address.ip)))),
-  );
-  if (!clash) return undefined;
-  const addr = (clash.ipv4Address && own.has(formatIP(clash.ipv4Address.ip)) ? clash.ipv4Address : clash.ipv6Address)!;
-  return new RefusedRead(
-    Code.InvalidNetworkConfig,
-    `Node ${clash.name} has address ${formatCidr(addr)}, which is this host's own (on ${own.get(formatIP(addr.ip))}): ` +
-      `refused as a peer (${LAST_GOOD}). Is this host ${clash.name}? nodeName is "${nodeName}"`,
-  );
+  // keyed by family and value: thousands of nodes are compared without formatting an address each
+  const own = new Map(host.map((h) => [`${h.cidr.ip.family}/${h.cidr.ip.value}`, h.ifname]));
+  const ownOn = (c: Cidr | undefined) => (c ? own.get(`${c.ip.family}/${c.ip.value}`) : undefined);
+  for (const n of r.nodes) {
+    if (n.name === nodeName) continue;
+    const addr = ownOn(n.ipv4Address) ? n.ipv4Address : ownOn(n.ipv6Address) ? n.ipv6Address : undefined;
+    if (!addr) continue;
+    return new RefusedRead(
+      Code.InvalidNetworkConfig,
+      `Node ${n.name} has address ${formatCidr(addr)}, which is this host's own (on ${ownOn(addr)}): ` +
+        `refused as a peer (${LAST_GOOD}). Is this host ${n.name}? nodeName is "${nodeName}"`,
+    );
+  }
+  return undefined;
 }
 
 /** The node that owns one of `host`'s addresses, by its Node record (for "who am I" messages). */
@@ -88,7 +88,8 @@ export function ownerOfHost(r: ClusterResources, host: HostAddress[]): string | 
 }
 
 export function hasRecord(r: ClusterResources, name: string): boolean {
-  return r.nodes.some((n) => n.name === name) || r.affinities.some((a) => a.node === name);
+  const index = clusterIndex(r); // the planner's, built once per read
+  return index.nodes.has(name) || index.blocks.has(name);
 }
 
 function knownNodes(r: ClusterResources): string[] {
