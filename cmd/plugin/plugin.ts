@@ -98,9 +98,7 @@ export const tabbyPlugin: Plugin = {
     // The overlay first: a kernel without the pool's tunnel type fails the ADD before anything is allocated.
     // With an agent running this only reads the node's snapshot.
     const cluster = conf.cluster ? await clusterContext(conf.cluster) : undefined;
-    const snapshot = cluster && (await cluster.ensureOverlay());
-    if (snapshot && snapshot.blocks.length === 0 && !snapshot.claim) throw cluster!.noBlock();
-    const { ipam, addresses, node } = await allocate(req, conf, cluster, snapshot);
+    const { ipam, addresses, node } = await allocate(req, conf, cluster, cluster && (await cluster.ensureOverlay()));
     try {
       const mtu = conf.mtu || (node ? node.mtu : hostMtu());
       const wiring = planWiring(req, conf, addresses, mtu);

@@ -167,24 +167,31 @@ export class ClusterContext {
    * read throws (STATUS reports it), or with `lastGood` gives the ranges this node applied last.
    */
   async nodeIpam(opts: { lastGood?: boolean } = {}): Promise<ClusterIpam> {
-    const snap = await this.currentSnapshot().catch((e) => {
-      if (opts.lastGood && e instanceof RefusedRead) return undefined;
-      throw e;
-    });
-    if (snap) return ipamOf(snap);
     try {
-      const refused = readRefusal(this.conf.stateDir);
-      if (refused?.fingerprint === this.fingerprint(await this.revision())) {
-        throw new RefusedRead(refused.code, refused.reason);
-      }
+      const snap = await this.currentSnapshot();
+      if (snap) return ipamOf(snap);
+      this.refusedAlready(this.fingerprint(await this.revision()));
       const r = await this.resources();
       this.guard(r, undefined, 'plugin');
       return this.blocksFrom(r);
     } catch (e) {
-      const last = readSnapshot(this.conf.stateDir);
-      if (opts.lastGood && e instanceof RefusedRead && last?.identity === this.identity()) return ipamOf(last);
-      throw e;
+      const last = opts.lastGood ? this.lastGood(e) : undefined;
+      if (!last) throw e;
+      return ipamOf(last);
     }
+  }
+
+  /** Throws the refusal recorded for this fingerprint (by the agent, or an earlier apply), if there is one. */
+  private refusedAlready(fingerprint: string): void {
+    const refused = readRefusal(this.conf.stateDir);
+    if (refused?.fingerprint === fingerprint) throw new RefusedRead(refused.code, refused.reason);
+  }
+
+  /** After a refused read: the snapshot this node applied last, when it was applied with this config. */
+  private lastGood(e: unknown): NodeSnapshot | undefined {
+    if (!(e instanceof RefusedRead)) return undefined;
+    const last = readSnapshot(this.conf.stateDir);
+    return last?.identity === this.identity() ? last : undefined;
   }
 
   /**
@@ -269,7 +276,8 @@ export class ClusterContext {
       if (fresh || !this.host) this.host = await this.hostView.read();
       this.guard(r, this.host.addrs, how.writtenBy);
       ipam = this.blocksFrom(r);
-      if (how.forPod && !this.etcd && ipam.blocks.length === 0) throw this.noBlock();
+      // refused before the overlay is applied for a pod that could not get an address anyway
+      if (how.forPod && !servesPods(ipam.blocks, this.etcd)) throw this.noBlock();
       plan = planOverlay(r, await this.hostView.localNode(r, this.host, fresh), this.peerPlans);
       if (this.conf.checksumOffloadBroken) plan.txChecksumOffloadOff = true;
     } catch (e) {
@@ -305,15 +313,18 @@ export class ClusterContext {
    * applies the change here (and so pays for planning the whole cluster).
    */
   async ensureOverlay(): Promise<NodeSnapshot> {
+    let snap: NodeSnapshot;
     try {
-      return await this.ensureOverlayOrRefuse();
+      snap = await this.ensureOverlayOrRefuse();
     } catch (e) {
       // A refused read: pods keep starting on what this node applied last, if it applied anything.
-      const last = readSnapshot(this.conf.stateDir);
-      if (!(e instanceof RefusedRead) || last?.identity !== this.identity()) throw e;
-      log.warn(`${e.message}; this pod starts with the last applied state (of ${last.at})`);
-      return last;
+      const last = this.lastGood(e);
+      if (!last) throw e;
+      log.warn(`${(e as Error).message}; this pod starts with the last applied state (of ${last.at})`);
+      snap = last;
     }
+    if (!servesPods(snap.blocks, snap.claim)) throw this.noBlock();
+    return snap;
   }
 
   /** Records a refused read beside the snapshot: pod starts and STATUS see it without reading again. */
@@ -322,7 +333,7 @@ export class ClusterContext {
   }
 
   /** The error for a pod start on a node with no block to hand out addresses from. */
-  noBlock(): CniError {
+  private noBlock(): CniError {
     return new CniError(
       Code.InvalidNetworkConfig,
       `node ${this.conf.nodeName} holds no block in ${this.datastore.description}, so it has no address to ` +
@@ -340,8 +351,7 @@ export class ClusterContext {
       return s?.fingerprint === fingerprint ? s : undefined;
     };
     // The agent refused this very read already: no need to wait for it, or to read it again.
-    const refused = readRefusal(this.conf.stateDir);
-    if (refused?.fingerprint === fingerprint) throw new RefusedRead(refused.code, refused.reason);
+    this.refusedAlready(fingerprint);
     if (await agentRunning(this.conf.stateDir)) {
       const caughtUp = await waitForSnapshot(this.conf.stateDir, fingerprint, AGENT_CATCH_UP_MS);
       if (caughtUp) return caughtUp;
@@ -441,6 +451,9 @@ export class ClusterContext {
     ].join('|');
   }
 }
+
+/** Whether a node can give a pod an address: it holds a block, or it can claim one (etcd). */
+const servesPods = (blocks: unknown[], canClaim: unknown): boolean => blocks.length > 0 || !!canClaim;
 
 /** The datastore a config names: its etcd, or its cluster file. */
 export function datastoreFor(conf: ClusterConf): Datastore {

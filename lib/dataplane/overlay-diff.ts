@@ -34,6 +34,8 @@ export interface OverlayDiff {
   changes: string[];
   /** Destinations left to another program's route. */
   leftAlone: string[];
+  /** Tunnel devices this diff creates or recreates: they start with the kernel's defaults (offload on). */
+  fresh: string[];
 }
 
 /** Why the VXLAN device must be recreated ("VNI 1 ≠ 4096"), or undefined when it can stay. */
@@ -292,7 +294,12 @@ export function diffOverlay(have: OverlayState, want: DesiredOverlay): OverlayDi
     fdb.push(...v.fdb);
     changes.push(...v.changes);
   }
-  return { createTunl: ipip.create, ip, fdb, changes, leftAlone: routes.leftAlone };
+  const fresh = [
+    ...(vx.fresh ? [VXLAN_DEVICE] : []),
+    ...(vx6.fresh ? [VXLAN_V6_DEVICE] : []),
+    ...(ipip.fresh ? [IPIP_DEVICE] : []),
+  ];
+  return { createTunl: ipip.create, ip, fdb, changes, leftAlone: routes.leftAlone, fresh };
 }
 
 /**

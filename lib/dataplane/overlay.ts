@@ -44,7 +44,11 @@ export async function applyOverlay(
   await runBridgeBatch(diff.fdb);
   const changes = diff.changes;
   if (want.txChecksumOffloadOff) {
-    const devices = [want.vxlan?.device, want.vxlanV6?.device, want.ipip?.device].filter((d): d is string => !!d);
+    // a full apply checks every device (one may have been recreated by hand); an incremental one, only
+    // the devices it created itself
+    const devices = opts.held
+      ? diff.fresh
+      : [want.vxlan?.device, want.vxlanV6?.device, want.ipip?.device].filter((d): d is string => !!d);
     changes.push(...(await txChecksumOffloadOff(devices)));
   }
   let nat: NatBackend | undefined;

@@ -47,6 +47,12 @@ describe('diffOverlay', () => {
     expect(d.changes[0]).toMatch(/^create vxlan.tabby \(VNI 4096/);
   });
 
+  it('lists the devices it creates or recreates as fresh (they start with offload on)', () => {
+    expect(diffOverlay(EMPTY, desired()).fresh).toEqual(['vxlan.tabby']);
+    expect(diffOverlay(applied(), desired()).fresh).toEqual([]);
+    expect(diffOverlay(applied(), desired({ vxlan: vxlan({ vni: 1 }) })).fresh).toEqual(['vxlan.tabby']);
+  });
+
   it('nothing to do when the kernel holds what is wanted', () => {
     const d = diffOverlay(applied(), desired());
     expect(d.ip).toEqual([]);
