@@ -76,7 +76,7 @@ function allocate(conf: IpamConf, store: IpamStore, who: Attachment, reserved: s
 }
 
 /** Why a requested address cannot be had, naming who holds it. */
-function inUse(conf: IpamConf, store: IpamStore, ip: Addr): string {
+export function inUse(conf: IpamConf, store: IpamStore, ip: Addr): string {
   const s = formatIP(ip);
   if (conf.reserved.some((r) => formatIP(r) === s)) return `requested IP address ${s} is this node's tunnel address`;
   const h = store.holder(s);

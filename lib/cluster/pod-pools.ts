@@ -11,7 +11,7 @@ import { formatCidr, formatIP } from '../net/addr';
 import { log } from '../log';
 import { IN_PROCESS_IPAM } from '../../conf/netconf';
 import { ipamClient, IpamClient } from '../../ipam/client';
-import { NoFreeAddressError, storeFor } from '../../ipam/ipam';
+import { inUse, NoFreeAddressError, storeFor } from '../../ipam/ipam';
 import { parseIpamConf } from '../../ipam/config';
 import { asksForAnything, Family, podRequest, PodRequest } from '../../ipam/pod-request';
 import { claimBlock, claimBlockAt, ClaimPlan } from '../datastore/etcd-blocks';
@@ -63,9 +63,13 @@ function poolClaim(node: string, pools: PodPool[]): PodClaim {
     });
 }
 
+/** The start of every message about a requested address in a block this node does not hold. */
+const unheldText = (u: Unheld): string =>
+  `requested IP address ${formatIP(u.address)} is in block ${formatCidr(u.block)} of IPPool ${u.pool.name}`;
+
 /** Claims the block of a requested address, or says who holds it. */
 function addressClaim(node: string, u: Unheld): PodClaim {
-  const what = `requested IP address ${formatIP(u.address)} is in block ${formatCidr(u.block)} of IPPool ${u.pool.name}`;
+  const what = unheldText(u);
   return async (etcd, now) => {
     if (!now.claim!.autoAllocate)
       throw new CniError(
@@ -86,7 +90,7 @@ function addressClaim(node: string, u: Unheld): PodClaim {
 async function unheldError(cluster: ClusterContext, u: Unheld): Promise<CniError> {
   const r = await cluster.resources();
   const a = r.affinities.find((x) => x.cidr.prefix === u.block.prefix && formatCidr(x.cidr) === formatCidr(u.block));
-  const what = `requested IP address ${formatIP(u.address)} is in block ${formatCidr(u.block)} of IPPool ${u.pool.name}`;
+  const what = unheldText(u);
   return new CniError(
     Code.AddressUnavailable,
     a
@@ -107,16 +111,10 @@ function requireFree(req: Request, choice: Choice, pod: PodRequest): void {
   if (choice.unheld.length === 0) return;
   const heldAsked = pod.addresses.filter((a) => !choice.unheld.some((u) => u.address === a));
   if (heldAsked.length === 0) return;
-  const store = storeFor(
-    parseIpamConf(req.config, req.env, { blocks: choice.blocks, reserved: [], poolsChosen: true }),
-  );
+  const conf = parseIpamConf(req.config, req.env, { blocks: choice.blocks, reserved: [], poolsChosen: true });
+  const store = storeFor(conf);
   for (const a of heldAsked) {
-    const h = store.holder(formatIP(a));
-    if (h)
-      throw new CniError(
-        Code.AddressUnavailable,
-        `requested IP address ${formatIP(a)} is already in use by container ${h.containerId}${h.ifname ? ` (${h.ifname})` : ''}`,
-      );
+    if (store.holder(formatIP(a))) throw new CniError(Code.AddressUnavailable, inUse(conf, store, a));
   }
 }
 
