@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileError, readText } from './files';
-import { validateClusterText } from './validate';
+import { validateClusterText } from '../../conf/cluster-text';
 import { ID_RE } from '../../lib/cni/env';
 import { replaceAtomically, symlinkAtomic, writeAtomic } from '../../lib/fs';
 import { POD_ANNOTATIONS } from '../../ipam/pod-request';

@@ -5,19 +5,9 @@
 import * as fs from 'node:fs';
 import { writeAtomic } from '../fs';
 import { log } from '../log';
-import { parseClusterText } from '../../conf/calico';
+import { validateClusterText } from '../../conf/cluster-text';
 import { watchFile } from '../datastore/watch-file';
 import type { Watcher } from '../datastore/datastore';
-
-/** Why `text` must not replace the host's cluster file, or undefined when it may. */
-async function refusal(text: string): Promise<string | undefined> {
-  try {
-    const r = await parseClusterText(text);
-    return r.pools.length ? undefined : 'it holds no IPPool';
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 
 export class Mirror {
   /** The last refusal logged, so a bad source is reported once, not on every event. */
@@ -43,7 +33,10 @@ export class Mirror {
     } catch {
       /* no copy yet */
     }
-    const why = await refusal(text.toString('utf8'));
+    const why = await validateClusterText(text.toString('utf8'), source).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
     if (why) {
       if (why !== this.refused)
         log.error(`--cluster-source ${source} refused (${dest} keeps the last good file): ${why}`);
